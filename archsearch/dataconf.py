@@ -1,0 +1,113 @@
+"""Typed construction of frozen config dataclasses from plain dicts (YAML), and back.
+
+One place turns user data into configs, so every type error reads the same way: the field path,
+the bad value, and the type or values allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from archsearch.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(tp: Any, value: Any, field: str) -> Any:
+    """Check ``value`` against annotation ``tp``; ints are accepted where floats are expected."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value in get_args(tp) and type(value) in {type(a) for a in get_args(tp)}:
+            return value
+        raise ConfigError(field, value, _describe(tp))
+    if origin in (typing.Union, types.UnionType):
+        for arg in get_args(tp):
+            try:
+                return coerce(arg, value, field)
+            except ConfigError:
+                continue
+        raise ConfigError(field, value, _describe(tp))
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(field, value, "null")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(field, value, "true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(field, value, "an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(field, value, "a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(field, value, "a string")
+    if origin is tuple:
+        args = get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(field, value, "a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(args[0], v, f"{field}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(field, value, f"a list of {len(args)} items")
+        return tuple(coerce(a, v, f"{field}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {field}")  # a bug in archsearch, not input
+
+
+def from_dict(cls: type[T], data: Any, *, prefix: str = "", skip: tuple[str, ...] = ()) -> T:
+    """Build dataclass ``cls`` from a mapping, checking names and types of every field.
+
+    ``skip`` names keys that the caller handles itself (for example ``kind``).
+    Errors from the dataclass's own ``__post_init__`` get ``prefix`` added to their field.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(prefix or cls.__name__, data, "a mapping of field: value")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in skip:
+            continue
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            raise ConfigError(path, value, "one of the fields " + ", ".join(sorted(fields)))
+        kwargs[key] = coerce(hints[key], value, path)
+    for name, f in fields.items():
+        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if name not in kwargs and no_default:
+            path = f"{prefix}.{name}" if prefix else name
+            raise ConfigError(path, allowed=_describe(hints[name]) + " (required)")
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise e.located(prefix=prefix) from None
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain dict of a flat config dataclass, tuples as lists (YAML-friendly)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out

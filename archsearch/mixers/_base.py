@@ -1,0 +1,147 @@
+"""The token-mixer contract every mixer follows.
+
+A mixer maps ``x_BTD -> y_BTD`` (same shape and dtype), mixes only along T and only causally
+(``y[:, t]`` depends on ``x[:, :t+1]`` alone), and owns its input/output projections, so the block
+around it is just norm + residual + MLP.
+
+Shape suffixes used across ``archsearch.mixers``: B batch, T tokens, D model width, H heads,
+d head width, n number of blocks/groups, G group (block) length.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from archsearch.dataconf import to_dict
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixerConfig:
+    """Hyper-parameters of one token mixer; subclasses add fields and validate in __post_init__.
+
+    ``kind`` is set by ``@register_mixer``. Field values must be scalars (searchable, YAML-able).
+    """
+
+    kind: ClassVar[str] = ""
+
+    def check(self, ctx: MixerContext, seq_len: int | None = None) -> None:  # noqa: B027
+        """Checks that need the model (width, RoPE, ...) or the sequence length.
+
+        Raise :class:`archsearch.errors.ConfigError` naming the field, the value and what is
+        allowed. ``seq_len`` is None when only the model is known.
+        """
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **to_dict(self)}
+
+    def replace(self, **changes: Any) -> MixerConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class MixerContext:
+    """What the model builder tells a mixer about where it sits."""
+
+    d_model: int
+    layer_idx: int = 0
+    n_layers: int = 1
+    max_seq_len: int = 1024
+    rope: bool = False
+    rope_theta: float = 10000.0
+
+
+@dataclass(frozen=True)
+class MixerFlops:
+    """Forward FLOPs of one mixer layer for one sequence; a multiply-add counts as 2.
+
+    ``projections``: the dense linear maps (Q, K, V, O, ...).
+    ``core_exact``: attention core over unmasked query-key pairs only (4·D per pair).
+    ``core_dense``: attention core as this implementation computes it: whole (masked) score blocks.
+    ``elementwise``: mixing arithmetic that is not a matmul (HSM-style mixers); softmax, masking,
+    norms and RoPE are never counted (the usual convention, see README "FLOP convention").
+    """
+
+    projections: int
+    core_exact: int
+    core_dense: int
+    elementwise: int = 0
+
+    @property
+    def exact(self) -> int:
+        return self.projections + self.core_exact + self.elementwise
+
+    @property
+    def dense(self) -> int:
+        return self.projections + self.core_dense + self.elementwise
+
+    @property
+    def matmul_dense(self) -> int:
+        """The part a matmul-level counter (FlopCounterMode) sees: no elementwise terms."""
+        return self.projections + self.core_dense
+
+    def __add__(self, other: MixerFlops) -> MixerFlops:
+        return MixerFlops(
+            self.projections + other.projections,
+            self.core_exact + other.core_exact,
+            self.core_dense + other.core_dense,
+            self.elementwise + other.elementwise,
+        )
+
+
+class TokenMixer(nn.Module, abc.ABC):
+    """Base class: ``forward(x_BTD) -> y_BTD``, strictly causal."""
+
+    Config: ClassVar[type[MixerConfig]]
+    #: one-line description with the paper reference, shown by ``archsearch mixers``
+    summary: ClassVar[str] = ""
+    #: training-time cost of the mixing terms, e.g. "O(T²·D)"
+    complexity: ClassVar[str] = ""
+    #: numbers held per layer when decoding token by token, as a formula
+    decode_state_formula: ClassVar[str] = ""
+    #: whether token-by-token decoding that reproduces forward() is implemented
+    supports_decode: ClassVar[bool] = False
+
+    def __init__(self, cfg: MixerConfig, ctx: MixerContext) -> None:
+        super().__init__()
+        cfg.check(ctx)
+        self.cfg = cfg
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor: ...
+
+    @classmethod
+    @abc.abstractmethod
+    def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
+        """Analytic forward FLOPs for one sequence of ``seq_len`` tokens."""
+
+    @classmethod
+    @abc.abstractmethod
+    def decode_state(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> int:
+        """Numbers held by this layer when generating token ``seq_len`` (per sequence)."""
+
+    # ---- hooks for the conformance suite (archsearch.testing.mixers) ----
+
+    @classmethod
+    def example_configs(cls, d_model: int) -> list[MixerConfig]:
+        """Configs the conformance suite runs; small blocks so blocked code paths are exercised."""
+        return [cls.Config()]
+
+    @classmethod
+    def equivalences(
+        cls, d_model: int, seq_len: int
+    ) -> list[tuple[MixerConfig, str, MixerConfig]]:
+        """Exact limit cases ``(this_cfg, other_kind, other_cfg)``: with the same weights, both
+        mixers give the same output at ``seq_len`` (e.g. a window covering the sequence = softmax)."""
+        return []
+
+    @classmethod
+    def invalid_configs(cls) -> list[tuple[dict[str, Any], str]]:
+        """``(fields, bad_field)`` pairs whose construction must fail naming ``bad_field``."""
+        return []

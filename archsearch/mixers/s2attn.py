@@ -1,0 +1,137 @@
+"""LongLoRA shifted sparse attention, S2-Attn (Chen et al., arXiv 2309.12307), non-wrapping.
+
+The sequence is cut into groups of ``G`` tokens. The first ``H − s`` heads attend causally inside
+aligned groups ``[kG, (k+1)G)``; the last ``s`` heads (LongLoRA: ``s = H/2``) inside groups shifted
+by ``G/2``: ``[0, G/2), [G/2, 3G/2), …`` — the official flash path's variable-length boundaries.
+The paper's pseudo-code instead rolls the sequence cyclically, which lets the first shifted
+positions see the last tokens (a causality leak, architectures.md §2(b)); this does not wrap.
+
+Work is blocked: each group is one batch entry of ``scaled_dot_product_attention(is_causal=True)``,
+so cost is O(T·G·D). ``forward`` accepts any T (the last group is then shorter), but configs are
+validated against the paper's requirement ``G | T`` at a requested sequence length.
+
+Cost per layer: projections ``8·T·D²``; core ``4·d·Σ_heads pairs`` with pairs per head from
+:func:`archsearch.mixers._attention.grouped_pairs` (dense ≈ ``4·D·T·G``, exact ≈ ``2·D·T·G``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from archsearch.errors import ConfigError, require
+from archsearch.mixers._attention import (
+    AttentionConfig,
+    AttentionMixer,
+    grouped_causal_attention,
+    grouped_pairs,
+)
+from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops
+from archsearch.mixers._registry import register_mixer
+
+
+@register_mixer("s2attn")
+class ShiftedSparseAttention(AttentionMixer):
+    """Group-local causal attention, half the heads on groups shifted by G/2."""
+
+    @dataclass(frozen=True, kw_only=True)
+    class Config(AttentionConfig):
+        group_size: int = 256
+        """tokens per group G (even; must divide the sequence length)"""
+        shifted_heads: int | None = None
+        """heads on shifted groups; None = half the heads, as in LongLoRA (0 = no shift)"""
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            require(
+                self.group_size >= 2 and self.group_size % 2 == 0,
+                "group_size", self.group_size, "an even integer >= 2",
+            )
+            if self.shifted_heads is None:
+                require(
+                    self.n_heads % 2 == 0, "n_heads", self.n_heads,
+                    "an even number when shifted_heads is unset (half the heads shift)",
+                )
+            else:
+                require(
+                    0 <= self.shifted_heads <= self.n_heads, "shifted_heads",
+                    self.shifted_heads, f"an integer in [0, n_heads={self.n_heads}]",
+                )
+
+        @property
+        def n_shifted(self) -> int:
+            return self.n_heads // 2 if self.shifted_heads is None else self.shifted_heads
+
+        def check(self, ctx: MixerContext, seq_len: int | None = None) -> None:
+            super().check(ctx, seq_len)
+            if seq_len is not None and seq_len % self.group_size:
+                raise ConfigError(
+                    "group_size", self.group_size,
+                    f"a divisor of the sequence length {seq_len} (S2-Attn needs G | T)",
+                )
+
+    cfg: Config
+    summary = "LongLoRA S2-Attn: group-local attention, half the heads shifted by G/2 (no wrap)"
+    complexity = "O(T·G·D)"
+    decode_state_formula = "≤ 2·D·min(G, T) (LongLoRA itself decodes with full attention)"
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        G, a = self.cfg.group_size, self.n_heads - self.cfg.n_shifted
+        parts = []
+        if a:
+            parts.append(grouped_causal_attention(q[:, :a], k[:, :a], v[:, :a], G))
+        if a < self.n_heads:
+            parts.append(
+                grouped_causal_attention(q[:, a:], k[:, a:], v[:, a:], G, first=G // 2)
+            )
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    @classmethod
+    def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
+        assert isinstance(cfg, cls.Config)
+        D, T, G = ctx.d_model, seq_len, cfg.group_size
+        d, s = D // cfg.n_heads, cfg.n_shifted
+        ae, ad = grouped_pairs(T, G)
+        se, sd = grouped_pairs(T, G, first=G // 2)
+        a = cfg.n_heads - s
+        return MixerFlops(
+            projections=cls.projection_flops(D, T),
+            core_exact=4 * d * (a * ae + s * se),
+            core_dense=4 * d * (a * ad + s * sd),
+        )
+
+    @classmethod
+    def decode_state(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> int:
+        assert isinstance(cfg, cls.Config)
+        # K and V of the tokens in each head's current group; a group holds at most G tokens
+        return 2 * ctx.d_model * min(cfg.group_size, seq_len)
+
+    @classmethod
+    def example_configs(cls, d_model: int) -> list[MixerConfig]:
+        return [
+            cls.Config(n_heads=2, group_size=8),
+            cls.Config(n_heads=4, group_size=6, shifted_heads=1),
+        ]
+
+    @classmethod
+    def equivalences(cls, d_model: int, seq_len: int) -> list[tuple[MixerConfig, str, MixerConfig]]:
+        from archsearch.mixers.softmax import SoftmaxAttention
+
+        G = seq_len + seq_len % 2  # one group covering the whole sequence
+        return [
+            (cls.Config(n_heads=2, group_size=G, shifted_heads=0), "softmax",
+             SoftmaxAttention.Config(n_heads=2)),
+            # a group of 2T: the shifted groups [0, T) and the aligned group both cover everything
+            (cls.Config(n_heads=2, group_size=2 * G), "softmax",
+             SoftmaxAttention.Config(n_heads=2)),
+        ]
+
+    @classmethod
+    def invalid_configs(cls) -> list[tuple[dict[str, object], str]]:
+        return [
+            *super().invalid_configs(),
+            ({"group_size": 7}, "group_size"),
+            ({"n_heads": 3}, "n_heads"),
+            ({"n_heads": 4, "shifted_heads": 5}, "shifted_heads"),
+        ]

@@ -1,0 +1,253 @@
+"""Model configuration: a per-layer list of blocks, so heterogeneous stacks are plain data.
+
+YAML form (``layers`` items may carry ``repeat: n`` as shorthand for n identical blocks)::
+
+    name: gpt2-small
+    d_model: 768
+    vocab_size: 50257
+    max_seq_len: 1024
+    pos_encoding: learned
+    layers:
+      - {repeat: 12, mlp_ratio: 4.0, mixer: {kind: softmax, n_heads: 12, bias: true}}
+
+This module is the one place that turns dicts into configs and back; every error names the file,
+line, field path, value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from archsearch.dataconf import coerce, from_dict
+from archsearch.errors import ConfigError, require
+from archsearch.mixers import MixerConfig, MixerContext, get_mixer
+from archsearch.yamlio import LineMap, line_of, load_yaml, parse_yaml
+
+#: structural families: how the stack is wired. Families that change the sequence length
+#: between layers (PerceiverAR reads M inputs into N latents) register here too.
+FAMILIES = ("decoder",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockConfig:
+    """One pre-norm block: ``x + mixer(norm(x))`` then ``x + mlp(norm(x))``."""
+
+    mixer: MixerConfig
+    mlp_ratio: float = 4.0
+    """MLP hidden width as a multiple of d_model (hidden = round(mlp_ratio · d_model))"""
+
+    def __post_init__(self) -> None:
+        require(self.mlp_ratio > 0, "mlp_ratio", self.mlp_ratio, "a number > 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """A decoder-only language model."""
+
+    name: str = ""
+    family: str = "decoder"
+    d_model: int
+    vocab_size: int = 256
+    """256 = byte-level"""
+    max_seq_len: int = 1024
+    """longest sequence; sizes the learned position table"""
+    pos_encoding: Literal["rope", "learned", "none"] = "rope"
+    rope_theta: float = 10000.0
+    tie_embeddings: bool = True
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    activation: Literal["gelu", "gelu_tanh", "relu", "silu"] = "gelu"
+    bias: bool = False
+    """bias in the MLP linears and LayerNorms (GPT-2: true)"""
+    dropout: float = 0.0
+    init_std: float = 0.02
+    layers: tuple[BlockConfig, ...]
+
+    def __post_init__(self) -> None:
+        require(self.d_model >= 1, "d_model", self.d_model, "an integer >= 1")
+        require(len(self.layers) >= 1, "layers", list(self.layers), "a non-empty list of blocks")
+        require(self.vocab_size >= 1, "vocab_size", self.vocab_size, "an integer >= 1")
+        require(self.max_seq_len >= 1, "max_seq_len", self.max_seq_len, "an integer >= 1")
+        require(self.rope_theta > 0, "rope_theta", self.rope_theta, "a number > 0")
+        require(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "a number in [0, 1)")
+        require(self.init_std > 0, "init_std", self.init_std, "a number > 0")
+        require(self.family in FAMILIES, "family", self.family, "one of " + ", ".join(FAMILIES))
+        for i, block in enumerate(self.layers):
+            try:
+                block.mixer.check(self.mixer_context(i))
+            except ConfigError as e:
+                raise e.located(prefix=f"layers[{i}].mixer") from None
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    def mixer_context(self, layer_idx: int) -> MixerContext:
+        return MixerContext(
+            d_model=self.d_model,
+            layer_idx=layer_idx,
+            n_layers=self.n_layers,
+            max_seq_len=self.max_seq_len,
+            rope=self.pos_encoding == "rope",
+            rope_theta=self.rope_theta,
+        )
+
+    def check_seq_len(self, seq_len: int) -> None:
+        """Raise ConfigError unless every layer can run on ``seq_len`` tokens."""
+        require(seq_len >= 1, "seq_len", seq_len, "an integer >= 1")
+        if self.pos_encoding == "learned" and seq_len > self.max_seq_len:
+            raise ConfigError(
+                "seq_len", seq_len,
+                f"at most max_seq_len={self.max_seq_len} with learned positions",
+            )
+        for i, block in enumerate(self.layers):
+            try:
+                block.mixer.check(self.mixer_context(i), seq_len)
+            except ConfigError as e:
+                raise e.located(prefix=f"layers[{i}].mixer") from None
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> config
+
+_MODEL_FIELDS = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "layers"]
+
+
+def _path_tuple(field: str) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for name, idx in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field):
+        out.append(int(idx) if idx else name)
+    return tuple(out)
+
+
+def mixer_config_from_dict(data: Any, *, prefix: str) -> MixerConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(prefix, data, "a mapping with 'kind' and the mixer's fields")
+    if "kind" not in data:
+        from archsearch.mixers import list_mixers
+
+        raise ConfigError(f"{prefix}.kind", allowed="a registered mixer: " + ", ".join(list_mixers()))
+    try:
+        cls = get_mixer(data["kind"])
+    except ConfigError as e:
+        raise e.located(prefix=prefix) from None
+    return from_dict(cls.Config, data, prefix=prefix, skip=("kind",))
+
+
+def _block_items(data: Any) -> list[tuple[int, BlockConfig]]:
+    if not isinstance(data, list) or not data:
+        raise ConfigError("layers", data, "a non-empty list of blocks {mixer: {...}, mlp_ratio: ...}")
+    out: list[tuple[int, BlockConfig]] = []
+    for k, item in enumerate(data):
+        prefix = f"layers[{k}]"
+        if not isinstance(item, dict):
+            raise ConfigError(prefix, item, "a mapping {mixer: {...}, mlp_ratio: ..., repeat: n}")
+        item = dict(item)
+        repeat = item.pop("repeat", 1)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ConfigError(f"{prefix}.repeat", repeat, "an integer >= 1")
+        if "mixer" not in item:
+            raise ConfigError(f"{prefix}.mixer", allowed="a mapping with 'kind' (required)")
+        mixer = mixer_config_from_dict(item.pop("mixer"), prefix=f"{prefix}.mixer")
+        block = _block(item, mixer, prefix)
+        out.extend((k, block) for _ in range(repeat))
+    return out
+
+
+def _block(item: dict[str, Any], mixer: MixerConfig, prefix: str) -> BlockConfig:
+    allowed = {"mlp_ratio"}
+    for key in item:
+        if key not in allowed:
+            raise ConfigError(
+                f"{prefix}.{key}", item[key], "one of the fields mixer, mlp_ratio, repeat"
+            )
+    ratio = item.get("mlp_ratio", 4.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        raise ConfigError(f"{prefix}.mlp_ratio", ratio, "a number > 0")
+    try:
+        return BlockConfig(mixer=mixer, mlp_ratio=float(ratio))
+    except ConfigError as e:
+        raise e.located(prefix=prefix) from None
+
+
+def model_config_from_dict(
+    data: Any, *, source: str | None = None, lines: LineMap | None = None
+) -> ModelConfig:
+    """Build a :class:`ModelConfig` from plain data; errors carry ``source`` and line."""
+    lines = lines or {}
+    try:
+        if not isinstance(data, dict):
+            raise ConfigError("model", data, "a mapping with d_model and layers")
+        if "layers" not in data:
+            raise ConfigError("layers", allowed="a non-empty list of blocks (required)")
+        items = _block_items(data["layers"])
+        top = {k: v for k, v in data.items() if k != "layers"}
+        # field names and types first, so errors name the YAML key; then cross-field checks
+        hints = typing.get_type_hints(ModelConfig)
+        kwargs: dict[str, Any] = {}
+        for key, value in top.items():
+            if key not in _MODEL_FIELDS:
+                raise ConfigError(key, value, "one of the fields layers, " + ", ".join(_MODEL_FIELDS))
+            kwargs[key] = coerce(hints[key], value, key)
+        if "d_model" not in kwargs:
+            raise ConfigError("d_model", allowed="an integer >= 1 (required)")
+        cfg_layers = tuple(b for _, b in items)
+        try:
+            return ModelConfig(layers=cfg_layers, **kwargs)
+        except ConfigError as e:
+            # map an expanded layer index back to the YAML item it came from
+            m = re.match(r"layers\[(\d+)\](.*)", e.field)
+            if m:
+                k = items[int(m.group(1))][0]
+                raise ConfigError(
+                    f"layers[{k}]{m.group(2)}", e.value, e.allowed
+                ) from None
+            raise
+    except ConfigError as e:
+        if source is None:
+            raise
+        raise e.located(source=source, line=line_of(lines, _path_tuple(e.field))) from None
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    data, lines = load_yaml(path)
+    return model_config_from_dict(data, source=str(path), lines=lines)
+
+
+def parse_model_config(text: str, *, source: str = "<string>") -> ModelConfig:
+    data, lines = parse_yaml(text, source=source)
+    return model_config_from_dict(data, source=source, lines=lines)
+
+
+def model_config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
+    """Plain data; runs of identical blocks are written once with ``repeat``."""
+    out: dict[str, Any] = {name: getattr(cfg, name) for name in _MODEL_FIELDS}
+    layers: list[dict[str, Any]] = []
+    prev: BlockConfig | None = None
+    for block in cfg.layers:
+        if block == prev:
+            layers[-1]["repeat"] = layers[-1].get("repeat", 1) + 1
+            continue
+        item: dict[str, Any] = {"mlp_ratio": block.mlp_ratio, "mixer": block.mixer.to_dict()}
+        layers.append(item)
+        prev = block
+    # repeat first, for readability
+    out["layers"] = [
+        {"repeat": item.pop("repeat"), **item} if "repeat" in item else item for item in layers
+    ]
+    return out
+
+
+def dump_model_config(cfg: ModelConfig) -> str:
+    return yaml.safe_dump(
+        model_config_to_dict(cfg), sort_keys=False, default_flow_style=None, width=100
+    )

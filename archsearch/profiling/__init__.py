@@ -1,0 +1,1 @@
+"""Measuring cost: FLOP counting (and, in later issues, memory and latency)."""

@@ -1,0 +1,1 @@
+"""Test suites shipped with the package (need pytest), so extensions get them for free."""
