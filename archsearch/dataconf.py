@@ -69,7 +69,8 @@ def coerce(tp: Any, value: Any, field: str) -> Any:
             return tuple(coerce(args[0], v, f"{field}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(field, value, f"a list of {len(args)} items")
-        return tuple(coerce(a, v, f"{field}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        pairs = enumerate(zip(args, value, strict=True))
+        return tuple(coerce(a, v, f"{field}[{i}]") for i, (a, v) in pairs)
     if tp is Any:
         return value
     raise TypeError(f"unsupported annotation {tp!r} for {field}")  # a bug in archsearch, not input

@@ -34,10 +34,7 @@ class ConfigError(ValueError):
         where = ""
         if self.source:
             where = f"{self.source}:{self.line}: " if self.line else f"{self.source}: "
-        if self.value is _MISSING:
-            what = "missing"
-        else:
-            what = f"got {self.value!r}"
+        what = "missing" if self.value is _MISSING else f"got {self.value!r}"
         return f"{where}{self.field}: {what}; allowed: {self.allowed}"
 
     def located(

@@ -53,7 +53,10 @@ def parse_yaml(text: str, *, source: str = "<string>") -> tuple[Any, LineMap]:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(
-            "yaml", problem, "well-formed YAML", source=source,
+            "yaml",
+            problem,
+            "well-formed YAML",
+            source=source,
             line=mark.line + 1 if mark else None,
         ) from None
     if node is None:

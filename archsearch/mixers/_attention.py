@@ -31,9 +31,7 @@ class AttentionConfig(MixerConfig):
 
     def check(self, ctx: MixerContext, seq_len: int | None = None) -> None:
         if ctx.d_model % self.n_heads:
-            raise ConfigError(
-                "n_heads", self.n_heads, f"a divisor of d_model={ctx.d_model}"
-            )
+            raise ConfigError("n_heads", self.n_heads, f"a divisor of d_model={ctx.d_model}")
         if ctx.rope and (ctx.d_model // self.n_heads) % 2:
             raise ConfigError(
                 "n_heads",
@@ -118,8 +116,13 @@ def grouped_causal_attention(
     for start, length, count in segment_runs(T, group, first):
         end = start + length * count
 
-        def blocks(t: torch.Tensor, start: int = start, end: int = end,
-                   count: int = count, length: int = length) -> torch.Tensor:
+        def blocks(
+            t: torch.Tensor,
+            start: int = start,
+            end: int = end,
+            count: int = count,
+            length: int = length,
+        ) -> torch.Tensor:
             return t[:, :, start:end].reshape(B, h * count, length, d)
 
         o = F.scaled_dot_product_attention(blocks(q), blocks(k), blocks(v), is_causal=True)

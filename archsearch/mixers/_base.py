@@ -134,11 +134,11 @@ class TokenMixer(nn.Module, abc.ABC):
         return [cls.Config()]
 
     @classmethod
-    def equivalences(
-        cls, d_model: int, seq_len: int
-    ) -> list[tuple[MixerConfig, str, MixerConfig]]:
-        """Exact limit cases ``(this_cfg, other_kind, other_cfg)``: with the same weights, both
-        mixers give the same output at ``seq_len`` (e.g. a window covering the sequence = softmax)."""
+    def equivalences(cls, d_model: int, seq_len: int) -> list[tuple[MixerConfig, str, MixerConfig]]:
+        """Exact limit cases ``(this_cfg, other_kind, other_cfg)``.
+
+        With the same weights both mixers give the same output at ``seq_len`` (for example, a
+        window that covers the whole sequence equals softmax)."""
         return []
 
     @classmethod

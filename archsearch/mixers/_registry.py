@@ -44,9 +44,7 @@ def get_mixer(name: str) -> type[TokenMixer]:
     try:
         return _MIXERS[name]
     except KeyError:
-        raise ConfigError(
-            "kind", name, "a registered mixer: " + ", ".join(list_mixers())
-        ) from None
+        raise ConfigError("kind", name, "a registered mixer: " + ", ".join(list_mixers())) from None
 
 
 def mixer_config(kind: str, **params: Any) -> MixerConfig:

@@ -46,17 +46,23 @@ class ShiftedSparseAttention(AttentionMixer):
             super().__post_init__()
             require(
                 self.group_size >= 2 and self.group_size % 2 == 0,
-                "group_size", self.group_size, "an even integer >= 2",
+                "group_size",
+                self.group_size,
+                "an even integer >= 2",
             )
             if self.shifted_heads is None:
                 require(
-                    self.n_heads % 2 == 0, "n_heads", self.n_heads,
+                    self.n_heads % 2 == 0,
+                    "n_heads",
+                    self.n_heads,
                     "an even number when shifted_heads is unset (half the heads shift)",
                 )
             else:
                 require(
-                    0 <= self.shifted_heads <= self.n_heads, "shifted_heads",
-                    self.shifted_heads, f"an integer in [0, n_heads={self.n_heads}]",
+                    0 <= self.shifted_heads <= self.n_heads,
+                    "shifted_heads",
+                    self.shifted_heads,
+                    f"an integer in [0, n_heads={self.n_heads}]",
                 )
 
         @property
@@ -67,7 +73,8 @@ class ShiftedSparseAttention(AttentionMixer):
             super().check(ctx, seq_len)
             if seq_len is not None and seq_len % self.group_size:
                 raise ConfigError(
-                    "group_size", self.group_size,
+                    "group_size",
+                    self.group_size,
                     f"a divisor of the sequence length {seq_len} (S2-Attn needs G | T)",
                 )
 
@@ -82,9 +89,7 @@ class ShiftedSparseAttention(AttentionMixer):
         if a:
             parts.append(grouped_causal_attention(q[:, :a], k[:, :a], v[:, :a], G))
         if a < self.n_heads:
-            parts.append(
-                grouped_causal_attention(q[:, a:], k[:, a:], v[:, a:], G, first=G // 2)
-            )
+            parts.append(grouped_causal_attention(q[:, a:], k[:, a:], v[:, a:], G, first=G // 2))
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     @classmethod
@@ -120,11 +125,17 @@ class ShiftedSparseAttention(AttentionMixer):
 
         G = seq_len + seq_len % 2  # one group covering the whole sequence
         return [
-            (cls.Config(n_heads=2, group_size=G, shifted_heads=0), "softmax",
-             SoftmaxAttention.Config(n_heads=2)),
+            (
+                cls.Config(n_heads=2, group_size=G, shifted_heads=0),
+                "softmax",
+                SoftmaxAttention.Config(n_heads=2),
+            ),
             # a group of 2T: the shifted groups [0, T) and the aligned group both cover everything
-            (cls.Config(n_heads=2, group_size=2 * G), "softmax",
-             SoftmaxAttention.Config(n_heads=2)),
+            (
+                cls.Config(n_heads=2, group_size=2 * G),
+                "softmax",
+                SoftmaxAttention.Config(n_heads=2),
+            ),
         ]
 
     @classmethod

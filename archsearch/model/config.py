@@ -103,7 +103,8 @@ class ModelConfig:
         require(seq_len >= 1, "seq_len", seq_len, "an integer >= 1")
         if self.pos_encoding == "learned" and seq_len > self.max_seq_len:
             raise ConfigError(
-                "seq_len", seq_len,
+                "seq_len",
+                seq_len,
                 f"at most max_seq_len={self.max_seq_len} with learned positions",
             )
         for i, block in enumerate(self.layers):
@@ -135,7 +136,9 @@ def mixer_config_from_dict(data: Any, *, prefix: str) -> MixerConfig:
     if "kind" not in data:
         from archsearch.mixers import list_mixers
 
-        raise ConfigError(f"{prefix}.kind", allowed="a registered mixer: " + ", ".join(list_mixers()))
+        raise ConfigError(
+            f"{prefix}.kind", allowed="a registered mixer: " + ", ".join(list_mixers())
+        )
     try:
         cls = get_mixer(data["kind"])
     except ConfigError as e:
@@ -145,7 +148,9 @@ def mixer_config_from_dict(data: Any, *, prefix: str) -> MixerConfig:
 
 def _block_items(data: Any) -> list[tuple[int, BlockConfig]]:
     if not isinstance(data, list) or not data:
-        raise ConfigError("layers", data, "a non-empty list of blocks {mixer: {...}, mlp_ratio: ...}")
+        raise ConfigError(
+            "layers", data, "a non-empty list of blocks {mixer: {...}, mlp_ratio: ...}"
+        )
     out: list[tuple[int, BlockConfig]] = []
     for k, item in enumerate(data):
         prefix = f"layers[{k}]"
@@ -179,48 +184,74 @@ def _block(item: dict[str, Any], mixer: MixerConfig, prefix: str) -> BlockConfig
         raise e.located(prefix=prefix) from None
 
 
+class Locator:
+    """Maps a ConfigError about a loaded config back to its file and line.
+
+    Layer indices in errors refer to the expanded stack; the locator rewrites them to the YAML
+    item that produced the layer (``repeat`` makes one item many layers).
+    """
+
+    def __init__(self, source: str | None, lines: LineMap, item_of_layer: list[int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.item_of_layer = item_of_layer
+
+    def __call__(self, e: ConfigError) -> ConfigError:
+        m = re.match(r"layers\[(\d+)\](.*)", e.field)
+        if m and int(m.group(1)) < len(self.item_of_layer):
+            k = self.item_of_layer[int(m.group(1))]
+            e = ConfigError(f"layers[{k}]{m.group(2)}", e.value, e.allowed)
+        if self.source is None:
+            return e
+        return e.located(source=self.source, line=line_of(self.lines, _path_tuple(e.field)))
+
+
+def _from_dict(data: Any, locate: Locator) -> ModelConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("model", data, "a mapping with d_model and layers")
+    # field names and types first, so errors name the YAML key; then cross-field checks
+    hints = typing.get_type_hints(ModelConfig)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "layers":
+            continue
+        if key not in _MODEL_FIELDS:
+            raise ConfigError(key, value, "one of the fields layers, " + ", ".join(_MODEL_FIELDS))
+        kwargs[key] = coerce(hints[key], value, key)
+    if "d_model" not in kwargs:
+        raise ConfigError("d_model", allowed="an integer >= 1 (required)")
+    if "layers" not in data:
+        raise ConfigError("layers", allowed="a non-empty list of blocks (required)")
+    items = _block_items(data["layers"])
+    locate.item_of_layer[:] = [k for k, _ in items]
+    return ModelConfig(layers=tuple(b for _, b in items), **kwargs)
+
+
 def model_config_from_dict(
     data: Any, *, source: str | None = None, lines: LineMap | None = None
 ) -> ModelConfig:
     """Build a :class:`ModelConfig` from plain data; errors carry ``source`` and line."""
-    lines = lines or {}
+    return model_config_with_locator(data, source=source, lines=lines)[0]
+
+
+def model_config_with_locator(
+    data: Any, *, source: str | None = None, lines: LineMap | None = None
+) -> tuple[ModelConfig, Locator]:
+    locate = Locator(source, lines or {}, [])
     try:
-        if not isinstance(data, dict):
-            raise ConfigError("model", data, "a mapping with d_model and layers")
-        if "layers" not in data:
-            raise ConfigError("layers", allowed="a non-empty list of blocks (required)")
-        items = _block_items(data["layers"])
-        top = {k: v for k, v in data.items() if k != "layers"}
-        # field names and types first, so errors name the YAML key; then cross-field checks
-        hints = typing.get_type_hints(ModelConfig)
-        kwargs: dict[str, Any] = {}
-        for key, value in top.items():
-            if key not in _MODEL_FIELDS:
-                raise ConfigError(key, value, "one of the fields layers, " + ", ".join(_MODEL_FIELDS))
-            kwargs[key] = coerce(hints[key], value, key)
-        if "d_model" not in kwargs:
-            raise ConfigError("d_model", allowed="an integer >= 1 (required)")
-        cfg_layers = tuple(b for _, b in items)
-        try:
-            return ModelConfig(layers=cfg_layers, **kwargs)
-        except ConfigError as e:
-            # map an expanded layer index back to the YAML item it came from
-            m = re.match(r"layers\[(\d+)\](.*)", e.field)
-            if m:
-                k = items[int(m.group(1))][0]
-                raise ConfigError(
-                    f"layers[{k}]{m.group(2)}", e.value, e.allowed
-                ) from None
-            raise
+        return _from_dict(data, locate), locate
     except ConfigError as e:
-        if source is None:
-            raise
-        raise e.located(source=source, line=line_of(lines, _path_tuple(e.field))) from None
+        raise locate(e) from None
 
 
 def load_model_config(path: str | Path) -> ModelConfig:
+    return load_model_config_located(path)[0]
+
+
+def load_model_config_located(path: str | Path) -> tuple[ModelConfig, Locator]:
+    """Load a model YAML; the locator places later errors (e.g. a bad length) in the file."""
     data, lines = load_yaml(path)
-    return model_config_from_dict(data, source=str(path), lines=lines)
+    return model_config_with_locator(data, source=str(path), lines=lines)
 
 
 def parse_model_config(text: str, *, source: str = "<string>") -> ModelConfig:

@@ -85,13 +85,13 @@ class DecoderLM(nn.Module):
         initialisation their mixer gave them."""
         std = self.cfg.init_std
         for name, mod in self.named_modules():
-            if isinstance(mod, (nn.Linear, nn.Embedding)):
-                if mod.weight.device.type != "meta":
-                    is_residual_out = name.endswith("mixer.out") or name.endswith("mlp.fc2")
-                    scale = 1 / math.sqrt(2 * self.cfg.n_layers) if is_residual_out else 1.0
-                    nn.init.normal_(mod.weight, mean=0.0, std=std * scale)
-                    if getattr(mod, "bias", None) is not None:
-                        nn.init.zeros_(mod.bias)
+            # meta tensors have no values to initialise
+            if isinstance(mod, (nn.Linear, nn.Embedding)) and mod.weight.device.type != "meta":
+                is_residual_out = name.endswith("mixer.out") or name.endswith("mlp.fc2")
+                scale = 1 / math.sqrt(2 * self.cfg.n_layers) if is_residual_out else 1.0
+                nn.init.normal_(mod.weight, mean=0.0, std=std * scale)
+                if getattr(mod, "bias", None) is not None:
+                    nn.init.zeros_(mod.bias)
 
     def forward(self, idx_BT: torch.Tensor) -> torch.Tensor:
         B, T = idx_BT.shape

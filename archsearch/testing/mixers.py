@@ -57,12 +57,16 @@ class Case:
 
     def ctx(self, layer_idx: int = 0, n_layers: int = 1) -> MixerContext:
         return MixerContext(
-            d_model=D_MODEL, layer_idx=layer_idx, n_layers=n_layers, max_seq_len=256,
+            d_model=D_MODEL,
+            layer_idx=layer_idx,
+            n_layers=n_layers,
+            max_seq_len=256,
             rope=self.rope,
         )
 
-    def build(self, dtype: torch.dtype = torch.float64, seed: int = 0,
-              device: str = "cpu") -> torch.nn.Module:
+    def build(
+        self, dtype: torch.dtype = torch.float64, seed: int = 0, device: str = "cpu"
+    ) -> torch.nn.Module:
         torch.manual_seed(seed)
         with torch.device(device):
             m = build_mixer(self.cfg, self.ctx())

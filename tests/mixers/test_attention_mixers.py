@@ -46,8 +46,10 @@ def test_sliding_window_matches_reference(T, W):
 
 
 @pytest.mark.parametrize("T", [1, 3, 16, 37, 64])
-@pytest.mark.parametrize(("G", "H", "shifted"), [(2, 2, None), (8, 4, None), (6, 4, 1),
-                                                 (16, 2, 0), (8, 2, 2), (128, 2, None)])
+@pytest.mark.parametrize(
+    ("G", "H", "shifted"),
+    [(2, 2, None), (8, 4, None), (6, 4, 1), (16, 2, 0), (8, 2, 2), (128, 2, None)],
+)
 def test_s2attn_matches_reference(T, G, H, shifted):
     cfg = mixer_config("s2attn", n_heads=H, group_size=G, shifted_heads=shifted)
     m = build_mixer(cfg, MixerContext(d_model=8 * H))
@@ -90,7 +92,7 @@ def test_s2attn_receptive_field_grows_to_full_after_7_layers():
     reach = one.clone()
     layers = 1
     while not torch.equal(reach, full):
-        reach = (reach.double() @ one.double() > 0)
+        reach = reach.double() @ one.double() > 0
         layers += 1
         assert layers < 20
     assert layers == 7

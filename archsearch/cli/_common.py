@@ -1,0 +1,62 @@
+"""Shared CLI plumbing: one-line errors with exit status 2, number formatting, consoles.
+
+Nothing here imports torch, so ``archsearch --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from archsearch.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: set by ``archsearch --debug``: show tracebacks instead of one-line errors
+DEBUG = {"on": False}
+
+
+def user_errors(fn: F) -> F:
+    """Turn a :class:`ConfigError` into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as e:
+            if DEBUG["on"]:
+                raise
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def si(n: float, unit: str = "") -> str:
+    """1234567 -> '1.23 M' (powers of 1000)."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.3g} {prefix}{unit}"
+    return f"{n:.4g} {unit}".rstrip()
+
+
+def parse_length(text: str) -> int:
+    """'4096', '4k' (= 4096), '1m' (= 1048576)."""
+    t = text.strip().lower()
+    mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], 1)
+    body = t[:-1] if mult > 1 else t
+    try:
+        value = int(body) * mult
+    except ValueError:
+        raise ConfigError("seq_len", text, "a positive integer, optionally with k or m") from None
+    if value < 1:
+        raise ConfigError("seq_len", text, "a positive integer, optionally with k or m")
+    return value
+
+
+def echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2))

@@ -1,0 +1,185 @@
+"""``archsearch build MODEL.yaml``: parameters, FLOPs and decode state of a model config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from archsearch.cli import app
+from archsearch.cli._common import echo_json, parse_length, si, user_errors
+
+
+def _non_default(mixer_cfg: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {
+        f.name: getattr(mixer_cfg, f.name)
+        for f in dataclasses.fields(mixer_cfg)
+        if getattr(mixer_cfg, f.name) != f.default
+    }
+
+
+def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
+    """Everything ``build`` reports, as plain data (also used by quickstart and --json)."""
+    from archsearch.model.costs import model_cost
+    from archsearch.model.transformer import count_params
+
+    cost = model_cost(cfg, seq_len)
+    params = count_params(cfg)
+    T = seq_len
+    out: dict[str, Any] = {
+        "name": cfg.name,
+        "seq_len": T,
+        "params": params,
+        "flops": {
+            "forward_exact": cost.forward_exact,
+            "forward_dense": cost.forward_dense,
+            "forward_exact_per_token": cost.forward_exact / T,
+            "forward_dense_per_token": cost.forward_dense / T,
+            "training_exact": cost.training_exact,
+            "training_dense": cost.training_dense,
+            "training_exact_per_token": cost.training_exact / T,
+            "lm_head": cost.head,
+        },
+        "decode_state_numbers": cost.decode_state,
+        "layers": [
+            {
+                "index": lc.index,
+                "mixer": lc.kind,
+                "hyperparameters": {
+                    k: v for k, v in cfg.layers[lc.index].mixer.to_dict().items() if k != "kind"
+                },
+                "non_default": _non_default(cfg.layers[lc.index].mixer),
+                "mlp_ratio": cfg.layers[lc.index].mlp_ratio,
+                "mixer_projections": lc.mixer.projections,
+                "mixer_core_exact": lc.mixer.core_exact,
+                "mixer_core_dense": lc.mixer.core_dense,
+                "mixer_elementwise": lc.mixer.elementwise,
+                "mlp": lc.mlp,
+                "layer_exact": lc.exact,
+                "layer_dense": lc.dense,
+                "decode_state": lc.decode_state,
+            }
+            for lc in cost.layers
+        ],
+    }
+    if count:
+        out["flop_counter"] = counter_check(cfg, seq_len, cost.counter_visible)
+    return out
+
+
+def counter_check(cfg: Any, seq_len: int, analytic: int) -> dict[str, Any]:
+    """Run the real model on the meta device under FlopCounterMode (nothing is allocated)."""
+    import torch
+
+    from archsearch.model.transformer import build_model
+    from archsearch.profiling.counter import count_flops
+
+    model = build_model(cfg, device="meta")
+    with torch.device("meta"):
+        idx = torch.zeros(1, seq_len, dtype=torch.long)
+    counted = count_flops(lambda: model(idx)).total
+    return {
+        "tool": "torch.utils.flop_counter.FlopCounterMode (meta device, archsearch SDPA formulas)",
+        "counted_forward": counted,
+        "analytic_forward_matmul_dense": analytic,
+        "relative_difference": (counted - analytic) / analytic if analytic else 0.0,
+    }
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    p, f, T = s["params"], s["flops"], s["seq_len"]
+    con.print(
+        f"[bold]{s['name'] or 'model'}[/bold]  at T = {T}: "
+        f"{p['total']:,} parameters ({p['non_embedding']:,} non-embedding)"
+    )
+    t = Table(title="FLOPs (a multiply-add = 2; training = 3 x forward)")
+    for col in ("", "exact (unmasked pairs)", "dense-masked (as computed)"):
+        t.add_column(col, justify="right")
+    t.add_row("forward / sequence", si(f["forward_exact"], "FLOP"), si(f["forward_dense"], "FLOP"))
+    t.add_row(
+        "forward / token",
+        si(f["forward_exact_per_token"], "FLOP"),
+        si(f["forward_dense_per_token"], "FLOP"),
+    )
+    t.add_row(
+        "training / sequence", si(f["training_exact"], "FLOP"), si(f["training_dense"], "FLOP")
+    )
+    t.add_row(
+        "training / token",
+        si(f["training_exact_per_token"], "FLOP"),
+        si(f["training_dense"] / T, "FLOP"),
+    )
+    con.print(t)
+    lt = Table(title="per layer (forward FLOPs, one sequence)")
+    for col in (
+        "layers",
+        "mixer",
+        "non-default settings",
+        "mixer exact",
+        "mixer dense",
+        "MLP",
+        "decode state",
+    ):
+        left = col in ("mixer", "non-default settings")
+        lt.add_column(col, justify="left" if left else "right", overflow="fold")
+    groups: list[list[dict[str, Any]]] = []
+    for r in s["layers"]:
+        key = {k: v for k, v in r.items() if k != "index"}
+        if groups and {k: v for k, v in groups[-1][0].items() if k != "index"} == key:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    for g in groups:
+        r = g[0]
+        exact = r["mixer_projections"] + r["mixer_core_exact"] + r["mixer_elementwise"]
+        dense = r["mixer_projections"] + r["mixer_core_dense"] + r["mixer_elementwise"]
+        hp = ", ".join(f"{k}={v}" for k, v in r["non_default"].items()) or "defaults"
+        idx = str(r["index"]) if len(g) == 1 else f"{r['index']}-{g[-1]['index']} (x{len(g)})"
+        lt.add_row(idx, r["mixer"], hp, si(exact), si(dense), si(r["mlp"]), si(r["decode_state"]))
+    lt.add_row("", "LM head", "", si(f["lm_head"]), si(f["lm_head"]), "", "")
+    con.print(lt)
+    con.print(f"decode state: {s['decode_state_numbers']:,} numbers per sequence")
+    if "flop_counter" in s:
+        c = s["flop_counter"]
+        con.print(
+            f"FlopCounterMode check: counted {c['counted_forward']:,} vs analytic "
+            f"{c['analytic_forward_matmul_dense']:,} "
+            f"(difference {100 * c['relative_difference']:+.3f}%)"
+        )
+
+
+@app.command("build")
+@user_errors
+def build_cmd(
+    model: Path = typer.Argument(..., help="Model config YAML."),
+    seq_len: str = typer.Option(
+        None, "--seq-len", "-T", help="Sequence length (e.g. 4096 or 4k); default max_seq_len."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    count: bool = typer.Option(
+        True,
+        "--count/--no-count",
+        help="Cross-check the analytic FLOPs with FlopCounterMode on the meta device.",
+    ),
+) -> None:
+    """Summarise a model: parameters, forward/training FLOPs, per-layer table, decode state."""
+    from archsearch.errors import ConfigError
+    from archsearch.model.config import load_model_config_located
+
+    cfg, locate = load_model_config_located(model)
+    T = parse_length(seq_len) if seq_len is not None else cfg.max_seq_len
+    try:
+        s = summarize(cfg, T, count=count)
+    except ConfigError as e:
+        raise locate(e) from None
+    if as_json:
+        echo_json(s)
+    else:
+        print_summary(s)

@@ -1,0 +1,54 @@
+"""``archsearch mixers``: the registered token mixers and their hyper-parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import typer
+
+from archsearch.cli import app
+from archsearch.cli._common import echo_json, user_errors
+
+
+def mixer_rows() -> list[dict[str, Any]]:
+    from archsearch.mixers import get_mixer, list_mixers
+
+    rows = []
+    for name in list_mixers():
+        cls = get_mixer(name)
+        params = {f.name: f.default for f in dataclasses.fields(cls.Config)}
+        rows.append(
+            {
+                "name": name,
+                "summary": cls.summary,
+                "training_complexity": cls.complexity,
+                "decode_state": cls.decode_state_formula,
+                "incremental_decode": cls.supports_decode,
+                "hyperparameters": params,
+            }
+        )
+    return rows
+
+
+@app.command("mixers")
+@user_errors
+def mixers_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the registered token mixers: cost, decode state, hyper-parameters and defaults."""
+    rows = mixer_rows()
+    if as_json:
+        echo_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="registered token mixers", show_lines=True)
+    for col in ("mixer", "training", "decode state", "hyper-parameters (defaults)", "what"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        hp = ", ".join(f"{k}={v}" for k, v in r["hyperparameters"].items())
+        table.add_row(r["name"], r["training_complexity"], r["decode_state"], hp, r["summary"])
+    Console().print(table)
+    typer.echo("T: tokens, D: model width, W: window, G: group size; a multiply-add = 2 FLOPs.")

@@ -1,0 +1,113 @@
+"""The CLI as a user meets it: help, listings, build, quickstart, and one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archsearch.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from archsearch.cli import main\n"
+        "sys.argv = ['archsearch', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "build" in out.stdout and "mixers" in out.stdout
+    assert "TORCH False" in out.stdout
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run(
+        [sys.executable, "-m", "archsearch", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.startswith("archsearch ")
+
+
+def test_mixers_table_and_json():
+    r = runner.invoke(app, ["mixers"])
+    assert r.exit_code == 0
+    for name in ("softmax", "sliding_window", "s2attn"):
+        assert name in r.stdout
+    r = runner.invoke(app, ["mixers", "--json"])
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert rows["s2attn"]["hyperparameters"]["group_size"] == 256
+    assert rows["softmax"]["training_complexity"] == "O(T²·D)"
+
+
+def test_build_gpt2_small_json():
+    r = runner.invoke(app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--json"])
+    assert r.exit_code == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["params"]["total"] == 124_439_808
+    assert abs(s["flop_counter"]["relative_difference"]) < 0.01
+    assert len(s["layers"]) == 12
+    assert s["flops"]["training_exact"] == 3 * s["flops"]["forward_exact"]
+
+
+def test_build_table_output():
+    r = runner.invoke(app, ["build", str(ROOT / "models" / "local-global.yaml"), "-T", "2k"])
+    assert r.exit_code == 0, r.stderr
+    assert "FlopCounterMode check" in r.stdout and "+0.000%" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "needle"),
+    [
+        (
+            "d_model: 64\nlayers:\n  - {mixer: {kind: sofmax}}\n",
+            [],
+            "m.yaml:3: layers[0].mixer.kind: got 'sofmax'",
+        ),
+        (
+            "d_model: 64\nlayers:\n  - {mixer: {kind: softmax, n_heads: 3}}\n",
+            [],
+            "layers[0].mixer.n_heads: got 3; allowed: a divisor of d_model=64",
+        ),
+        (
+            "d_model: 64\nlayers:\n  - {mixer: {kind: s2attn, group_size: 64}}\n",
+            ["--seq-len", "100"],
+            "group_size: got 64; allowed: a divisor of the sequence length 100",
+        ),
+        ("d_model: [64\n", [], "well-formed YAML"),
+        ("d_model: 64\nlayers:\n  - {mixer: {kind: softmax}}\n", ["-T", "ten"], "seq_len"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_2(tmp_path, text, args, needle):
+    f = tmp_path / "m.yaml"
+    f.write_text(text)
+    r = runner.invoke(app, ["build", str(f), *args])
+    assert r.exit_code == 2
+    assert needle in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_missing_file_and_debug_traceback(tmp_path):
+    r = runner.invoke(app, ["build", str(tmp_path / "nope.yaml")])
+    assert r.exit_code == 2 and "nope.yaml" in r.stderr and "an existing YAML file" in r.stderr
+    r = runner.invoke(app, ["--debug", "build", str(tmp_path / "nope.yaml")])
+    assert r.exit_code != 0 and r.exception is not None  # --debug lets the exception through
+
+
+def test_quickstart_writes_report(tmp_path):
+    r = runner.invoke(app, ["quickstart", "--out", str(tmp_path), "-T", "1k"])
+    assert r.exit_code == 0, r.stderr
+    for name in ("summary.md", "summary.csv", "env.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    csv_text = (tmp_path / "summary.csv").read_text()
+    assert "byte-softmax" in csv_text and "byte-s2attn" in csv_text
+    assert len(list((tmp_path / "models").glob("*.yaml"))) == 3
