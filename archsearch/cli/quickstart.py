@@ -126,7 +126,7 @@ def quickstart_cmd(
         "decode state",
         "counter diff",
     ):
-        table.add_column(col, justify="left" if col == "model" else "right")
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
     for r in rows:
         table.add_row(
             r["model"],

@@ -201,3 +201,12 @@ class MixerConformance:
                 from_dict(get_mixer(case.kind).Config, fields, prefix="mixer")
             assert info.value.field == f"mixer.{bad}", str(info.value)
             assert repr(fields[bad]) in str(info.value)
+
+    @pytest.mark.gpu
+    def test_cuda_matches_cpu(self, case: Case) -> None:
+        """Same weights on CUDA and CPU give the same output (float32; CUDA kernels differ)."""
+        m = case.build(torch.float32)
+        x = _x(2, 45, torch.float32)
+        y_cpu = m(x)
+        y_gpu = m.cuda()(x.cuda()).cpu()
+        torch.testing.assert_close(y_gpu, y_cpu, rtol=1e-3, atol=1e-4)
