@@ -38,7 +38,7 @@ BAD = [
         "d_model: 64\nlayers:\n  - {mixer: {kind: sofmax}}\n",
         "layers[0].mixer.kind",
         3,
-        "a registered mixer: s2attn, sliding_window, softmax",
+        "a registered mixer: combiner, s2attn, sliding_window, softmax",
     ),
     (
         "d_model: 64\nlayers:\n  - mixer:\n      kind: softmax\n      n_heads: four\n",
