@@ -74,6 +74,7 @@ m row length, P = n − 1 (blocks/rows that have a predecessor), c a column.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,6 +96,9 @@ RowSummary = Literal["proj", "wsum", "wsum_proj", "none"]
 MixtureMode = Literal["joint", "average"]
 
 _DEFAULT_BLOCK = 128
+
+#: axial projected summary keys: (weighted key sum or None, v̄) -> keys, all (B, H, n−1, m, d)
+KeyFn = Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,13 +286,14 @@ def axial_attention(
     v: torch.Tensor,
     row: int,
     summary_keys: str | torch.Tensor = "none",
-    key_fn=None,  # noqa: ANN001 - (probs, k̄, v̄) -> keys, for the projected keys of the module
+    key_fn: KeyFn | None = None,
 ) -> torch.Tensor:
     """Combiner-Axial (row-major) on (B, H, T, d) q, k and (B, H, T, dv) v.
 
-    The summary key of row r' seen from column c is the raw key ``k[r', c]`` (``"none"``), the
-    row-attention-weighted key sum (``"wsum"``), ``key_fn(probs, wsum_or_None, v̄)`` if given, or a
-    precomputed (B, H, n−1, m, d) tensor (used by the tests to read off the distribution).
+    ``summary_keys`` is the key of row r' seen from column c (TF ``row_summary``): ``"none"`` the
+    raw key ``k[r', c]``; ``"wsum"`` the row-attention-weighted key sum; ``"proj"`` and
+    ``"wsum_proj"`` ``key_fn(k_wsum or None, v̄)`` (the module's W_p, LayerNorm and W_k2). A
+    (B, H, n−1, m, d) tensor is used as the keys as it is (the tests read q(j|i) off that way).
     """
     B, H, T, d = q.shape
     dv = v.shape[-1]
@@ -307,14 +312,14 @@ def axial_attention(
         k_bar = summary_keys
     elif summary_keys == "none":
         k_bar = kg[:, :, :P]
-    else:  # "wsum", "proj", "wsum_proj"
+    else:
         k_wsum = probs @ kg[:, :, :P] if summary_keys.startswith("wsum") else None
-        if key_fn is not None:
-            k_bar = key_fn(k_wsum, v_bar)
-        elif k_wsum is not None:
+        if summary_keys == "wsum":
             k_bar = k_wsum
+        elif key_fn is None:
+            raise ValueError(f"summary_keys={summary_keys!r} needs key_fn (the projection)")
         else:
-            raise ValueError(f"summary_keys={summary_keys!r} needs key_fn (the module's W_k2)")
+            k_bar = key_fn(k_wsum, v_bar)
     # per column c: query rows 1..n-1 against the summaries of rows 0..n-2 (row ρ+1 sees u <= ρ)
     q_col = qg[:, :, 1:].transpose(2, 3)  # (B,H,m,P,d)
     glob = q_col @ k_bar.transpose(2, 3).transpose(-1, -2)  # (B,H,m,P,P)

@@ -503,8 +503,8 @@ def test_work_is_blocked_no_txt_tensor():
         biggest[0] = 0
         with Sizes():
             mod(x)
-        # scores are O(H·T·(s + n)) = O(H·T^1.5) (mixture: H·T·(3n + 2m)), never H·T²
-        assert biggest[0] < H * T * T / 16, (variant, biggest[0])
+        # scores are H·T·(s + n) ≈ 2·H·T^1.5 (mixture: H·T·(3n + 2m) ≈ 5·H·T^1.5), not H·T²
+        assert biggest[0] <= 6 * H * T * math.sqrt(T) < H * T * T / 16, (variant, biggest[0])
 
 
 # ---------------------------------------------------------------------------------------------
