@@ -49,7 +49,7 @@ Cost per layer (FLOPs for one sequence; a multiply-add = 2). Projections ``8·T�
 ``4·D²·(n−1)·m`` for the ``proj``/``wsum_proj`` summary keys of axial. Core = ``2·D`` per *dot*
 (one ``d``-wide ``q·k`` or one weight × value row; a scored pair is two dots, the ``4·D`` per
 pair of README "FLOP convention"). Dense dots (what the code computes, ``n`` = blocks/rows,
-``P = n − 1``, ``T' = n·s`` or ``n·m``):
+``P = n − 1``):
 
 * fixed: ``2·n·s² + 2·P·s + 2·P²·s`` (in-block QK/PV, block summaries, span QK/PV)
   ≈ ``2·T·(s + T/s)``: at ``s = √T`` the core is ≈ ``8·D·T^1.5``;
