@@ -45,7 +45,8 @@ def mixers_cmd(
     from rich.table import Table
 
     table = Table(title="registered token mixers", show_lines=True)
-    for col in ("mixer", "training", "decode state", "hyper-parameters (defaults)", "what"):
+    table.add_column("mixer", no_wrap=True)  # names stay whole however long the other cells
+    for col in ("training", "decode state", "hyper-parameters (defaults)", "what"):
         table.add_column(col, overflow="fold")
     for r in rows:
         hp = ", ".join(f"{k}={v}" for k, v in r["hyperparameters"].items())
