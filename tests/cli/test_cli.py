@@ -63,14 +63,14 @@ def test_mixers_lists_hsm_with_its_options():
 
 def test_build_hsm_hybrid_shows_each_layers_shift():
     path = str(ROOT / "models" / "hsm-hybrid-6l.yaml")
-    r = runner.invoke(app, ["build", path, "-T", "2k", "--json"])
+    r = runner.invoke(app, ["build", path, "-T", "1k", "--json"])
     assert r.exit_code == 0, r.stderr
     s = json.loads(r.stdout)
     assert [lay["mixer"] for lay in s["layers"]] == ["hsm"] * 2 + ["softmax"] + ["hsm"] * 3
     assert [lay["derived"].get("shifts") for lay in s["layers"]] == [[1], [2], None, [4], [8], [16]]
-    assert s["layers"][0]["mixer_elementwise"] == 3 * 2048 * 512
+    assert s["layers"][0]["mixer_elementwise"] == 3 * 1024 * 512
     assert s["flop_counter"]["relative_difference"] == 0.0
-    r = runner.invoke(app, ["build", path], env={"COLUMNS": "200"})
+    r = runner.invoke(app, ["build", path, "-T", "1k"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.stderr
     assert "shifts=16" in r.stdout and "+0.000%" in r.stdout
 

@@ -248,7 +248,7 @@ def _stream(m, x, max_len=None):
     [
         {},
         {"base": 3, "shift_groups": 2, "ab_weights": "head"},
-        {"pad": "learned", "schedule": "descending"},
+        {"pad": "learned", "schedule": "descending", "shift_groups": 2},
     ],
 )
 def test_ab_streaming_is_bit_identical_to_forward(params):
@@ -273,6 +273,8 @@ def test_model_streaming_equals_forward_and_holds_the_reported_state():
         {"kind": "hsm"},
         {"kind": "hsm", "mixing": "gated", "shift_groups": 2},
         {"kind": "hsm", "mixing": "pair_softmax", "n_heads": 2, "pad": "learned"},
+        {"kind": "hsm", "mixing": "pair_softmax", "shift_groups": 2, "pad": "learned"},
+        {"kind": "hsm", "mixing": "gated", "base": 3, "shift_groups": 4, "pad": "learned"},
         {"kind": "hsm", "mixing": "pair_mlp", "base": 3},
         {"kind": "hsm", "ab_weights": "scalar", "schedule": "descending"},
     ]
