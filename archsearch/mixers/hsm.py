@@ -15,15 +15,18 @@ corrected once the method section is read:
   ``K = ⌈log_base max_seq_len⌉`` levels (``levels`` overrides K; K ≥ the number of layers never
   repeats). ``p`` is the index among the stack's HSM layers (``schedule_by: hsm_layers``, so a
   hybrid's HSM layers keep the sequence 1, 2, 4, …) or among all layers (``all_layers``);
-* **base b > 2** [R]: a layer reads ``b − 1`` shifted copies ``u_{t−d}, …, u_{t−(b−1)d}`` (§4.4), so
-  K layers reach every distance below ``b^K`` along exactly one path (its base-b digits);
+* **base b** [R]: a layer reads ``b − 1`` shifted copies ``u_{t−d}, …, u_{t−(b−1)d}`` (one at the
+  default b = 2; §4.4), so K layers reach every distance below ``b^K`` along exactly one path (its
+  base-b digits). Without residuals a stack of linear ``ab`` layers is then a causal depthwise
+  convolution with a product kernel (§4.3; tested);
 * **several shifts per layer** [R]: ``shift_groups = G`` splits the channels (heads for
   ``pair_softmax``) into G equal groups; group g of the layer at schedule position p uses position
   ``p·G + g``, so the levels are dealt out G per layer;
 * **mixing functions** [R] (only the name "(a,b) mixer" is confirmed), with ``S_j = u_{t−j·d}``:
 
   - ``ab``: ``a ⊙ u_t + Σ_j b_j ⊙ S_j``, learned per channel, per head or one scalar
-    (``ab_weights``); no matrices, ``b·C`` parameters. Initialised near the mean, ``1/b``;
+    (``ab_weights``); no matrices, ``b·C`` parameters; ``a + Σ b`` is not constrained.
+    Initialised near the mean, ``N(1/b, 0.02²)``;
   - ``gated``: per-channel convex weights ``softmax([W_g [u_t; S_1; …]; 0])`` over the b inputs; at
     b = 2 this is §4.3's ``g ⊙ u_t + (1 − g) ⊙ u_{t−d}`` with ``g = σ(W_g [u_t; u_{t−d}])``;
   - ``pair_softmax``: per head, softmax attention over the b keys ``{t, t−d, …}``, with Q/K/V/O
@@ -40,7 +43,8 @@ see it; ``archsearch.profiling.counter.count_flops(..., elementwise=True)`` does
 * ``gated``: projection ``2·T·bD·(b−1)D`` (``4·T·D²`` at b = 2), elementwise ``(2b − 1)·T·D``;
   the gate's softmax is not counted (as no softmax is);
 * ``pair_softmax``: projections ``8·T·D²``; core ``4·D·b·T`` as computed, exact
-  ``4·(D/G)·Σ_g Σ_j (T − j·d_g)⁺`` (masked pad keys not counted);
+  ``4·(D/G)·Σ_g Σ_j (T − j·d_g)⁺`` (masked pad keys not counted); score scaling, masking and
+  softmax are not counted;
 * ``pair_mlp``: ``2·T·bD·h + 2·T·h·D`` for hidden width h.
 
 No term grows faster than T. Decode state: a ring buffer per group of the last ``(b − 1)·d_g``
