@@ -9,7 +9,8 @@ written as a configurable framework so each guess is one config field that can b
 corrected once the method section is read:
 
 * **one fixed shift per layer** [R]: layer ℓ mixes each token ``u_t`` with ``u_{t−d}``, zero-padded
-  at the start (``u_{t−d} = 0`` for ``t < d``; never a cyclic roll), or with a learned pad vector;
+  at the start (``u_{t−d} = 0`` for ``t < d``; never a cyclic roll), or with a learned pad vector
+  (initialised ``N(0, 0.02²)``);
 * **hierarchical schedule** [R]: ``d = base^level``; ``level = p mod K`` (``ascending``) or
   ``K − 1 − (p mod K)`` (``descending``) at schedule position ``p``, so both cycle over
   ``K = ⌈log_base max_seq_len⌉`` levels (``levels`` overrides K; K ≥ the number of layers never
@@ -234,10 +235,10 @@ class HierarchicalShiftMixing(TokenMixer):
             self.out = nn.Linear(hidden, D, bias=cfg.bias)
         if cfg.pad == "learned":
             if cfg.mixing == "pair_softmax":
-                self.pad_k = nn.Parameter(torch.zeros(cfg.n_heads, self.head_dim))
-                self.pad_v = nn.Parameter(torch.zeros(cfg.n_heads, self.head_dim))
+                self.pad_k = nn.Parameter(torch.empty(cfg.n_heads, self.head_dim))
+                self.pad_v = nn.Parameter(torch.empty(cfg.n_heads, self.head_dim))
             else:
-                self.pad = nn.Parameter(torch.zeros(D))
+                self.pad = nn.Parameter(torch.empty(D))
         self.reset_parameters()
 
     @torch.no_grad()
@@ -246,6 +247,9 @@ class HierarchicalShiftMixing(TokenMixer):
             # near the mean of the b inputs; random so that channels differ
             nn.init.normal_(self.a, mean=1.0 / self.cfg.base, std=0.02)
             nn.init.normal_(self.b, mean=1.0 / self.cfg.base, std=0.02)
+        for pad in self._fills():
+            if pad is not None:  # learned pads start like a token embedding
+                nn.init.normal_(pad, std=0.02)
 
     # ---- the shifted streams: u (or keys and values), with per-group shifts ----
 
