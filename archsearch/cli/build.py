@@ -23,6 +23,7 @@ def _non_default(mixer_cfg: Any) -> dict[str, Any]:
 
 def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
     """Everything ``build`` reports, as plain data (also used by quickstart and --json)."""
+    from archsearch.mixers import get_mixer
     from archsearch.model.costs import model_cost
     from archsearch.model.transformer import count_params
 
@@ -52,6 +53,9 @@ def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
                     k: v for k, v in cfg.layers[lc.index].mixer.to_dict().items() if k != "kind"
                 },
                 "non_default": _non_default(cfg.layers[lc.index].mixer),
+                "derived": get_mixer(lc.kind).layer_info(
+                    cfg.layers[lc.index].mixer, cfg.mixer_context(lc.index)
+                ),
                 "mlp_ratio": cfg.layers[lc.index].mlp_ratio,
                 "mixer_projections": lc.mixer.projections,
                 "mixer_core_exact": lc.mixer.core_exact,
@@ -87,6 +91,10 @@ def counter_check(cfg: Any, seq_len: int, analytic: int) -> dict[str, Any]:
         "analytic_forward_matmul_dense": analytic,
         "relative_difference": (counted - analytic) / analytic if analytic else 0.0,
     }
+
+
+def _plain(v: Any) -> str:
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
 def print_summary(s: dict[str, Any]) -> None:
@@ -141,6 +149,8 @@ def print_summary(s: dict[str, Any]) -> None:
         exact = r["mixer_projections"] + r["mixer_core_exact"] + r["mixer_elementwise"]
         dense = r["mixer_projections"] + r["mixer_core_dense"] + r["mixer_elementwise"]
         hp = ", ".join(f"{k}={v}" for k, v in r["non_default"].items()) or "defaults"
+        if r["derived"]:
+            hp += "; " + ", ".join(f"{k}={_plain(v)}" for k, v in r["derived"].items())
         idx = str(r["index"]) if len(g) == 1 else f"{r['index']}-{g[-1]['index']} (x{len(g)})"
         lt.add_row(idx, r["mixer"], hp, si(exact), si(dense), si(r["mlp"]), si(r["decode_state"]))
     lt.add_row("", "LM head", "", si(f["lm_head"]), si(f["lm_head"]), "", "")

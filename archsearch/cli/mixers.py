@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 import typer
 
 from archsearch.cli import app
 from archsearch.cli._common import echo_json, user_errors
+
+
+def _choices(config_cls: type) -> dict[str, list[Any]]:
+    """The allowed values of each ``Literal`` field."""
+    hints = typing.get_type_hints(config_cls)
+    return {
+        f.name: list(typing.get_args(hints[f.name]))
+        for f in dataclasses.fields(config_cls)
+        if typing.get_origin(hints[f.name]) is typing.Literal
+    }
 
 
 def mixer_rows() -> list[dict[str, Any]]:
@@ -26,6 +37,7 @@ def mixer_rows() -> list[dict[str, Any]]:
                 "decode_state": cls.decode_state_formula,
                 "incremental_decode": cls.supports_decode,
                 "hyperparameters": params,
+                "choices": _choices(cls.Config),
             }
         )
     return rows
@@ -42,14 +54,22 @@ def mixers_cmd(
         echo_json(rows)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="registered token mixers", show_lines=True)
-    table.add_column("mixer", no_wrap=True)  # names stay whole however long the other cells
-    for col in ("training", "decode state", "hyper-parameters (defaults)", "what"):
-        table.add_column(col, overflow="fold")
+    for col in ("mixer", "training", "decode state", "hyper-parameters (defaults)", "what"):
+        table.add_column(col, overflow="fold", no_wrap=col == "mixer")
     for r in rows:
-        hp = ", ".join(f"{k}={v}" for k, v in r["hyperparameters"].items())
-        table.add_row(r["name"], r["training_complexity"], r["decode_state"], hp, r["summary"])
+        hp = "\n".join(
+            f"{k}={v}" + (f" ({'|'.join(map(str, r['choices'][k]))})" if k in r["choices"] else "")
+            for k, v in r["hyperparameters"].items()
+        )
+        decode = r["decode_state"] + (" [step]" if r["incremental_decode"] else "")
+        cells = (r["name"], r["training_complexity"], decode, hp, r["summary"])
+        table.add_row(*(escape(c) for c in cells))
     Console().print(table)
-    typer.echo("T: tokens, D: model width, W: window, G: group size; a multiply-add = 2 FLOPs.")
+    typer.echo(
+        "T: tokens, D: model width, W: window, G: group size, d: HSM shift, b: HSM base; "
+        "[step]: incremental decoding implemented; a multiply-add = 2 FLOPs."
+    )

@@ -4,7 +4,7 @@ Importing this package registers every built-in mixer (the import is the registr
 """
 
 # built-in mixers, one module each (import order = nothing but registration)
-from archsearch.mixers import combiner, ecp, s2attn, sliding_window, softmax  # noqa: E402, F401, I001
+from archsearch.mixers import combiner, ecp, hsm, s2attn, sliding_window, softmax  # noqa: E402, F401, I001
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops, TokenMixer
 from archsearch.mixers._registry import (
     build_mixer,

@@ -54,6 +54,9 @@ class MixerContext:
     max_seq_len: int = 1024
     rope: bool = False
     rope_theta: float = 10000.0
+    kind_idx: int | None = None
+    """index of this layer among the stack's layers of the same mixer kind (None: not known);
+    lets a mixer whose behaviour depends on depth (HSM's shift schedule) skip other kinds"""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class TokenMixer(nn.Module, abc.ABC):
     #: numbers held per layer when decoding token by token, as a formula
     decode_state_formula: ClassVar[str] = ""
     #: whether token-by-token decoding that reproduces forward() is implemented
+    #: (``init_state`` and ``step``; the conformance suite then checks it against forward)
     supports_decode: ClassVar[bool] = False
 
     def __init__(self, cfg: MixerConfig, ctx: MixerContext) -> None:
@@ -116,6 +120,32 @@ class TokenMixer(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor: ...
 
+    # ---- incremental decoding (mixers with ``supports_decode = True``) ----
+
+    def init_state(
+        self,
+        batch: int,
+        *,
+        dtype: torch.dtype,
+        device: torch.device | str | None = None,
+        max_len: int | None = None,
+    ) -> Any:
+        """The decoding state before the first token, for ``batch`` sequences.
+
+        ``max_len`` bounds the tokens that will be decoded (None: no bound), so a state can be
+        sized to it. Contract (checked by the conformance suite): after ``n`` tokens decoded from
+        a state made with ``max_len=n``, the state's tensors hold exactly
+        ``batch · decode_state(cfg, ctx, n)`` numbers.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no incremental decoding")
+
+    def step(self, x_B1D: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """Consume one token per sequence; ``y_B1D`` equals ``forward`` at that position.
+
+        The state may be updated in place (and is returned); decode under ``torch.no_grad()``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no incremental decoding")
+
     @classmethod
     @abc.abstractmethod
     def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
@@ -125,6 +155,13 @@ class TokenMixer(nn.Module, abc.ABC):
     @abc.abstractmethod
     def decode_state(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> int:
         """Numbers held by this layer when generating token ``seq_len`` (per sequence)."""
+
+    @classmethod
+    def layer_info(cls, cfg: MixerConfig, ctx: MixerContext) -> dict[str, Any]:
+        """Settings derived from the layer's place in the stack (e.g. HSM's shift), for reports.
+
+        Plain data (JSON-able); empty for mixers that behave the same at every depth."""
+        return {}
 
     # ---- hooks for the conformance suite (archsearch.testing.mixers) ----
 

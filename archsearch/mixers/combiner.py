@@ -608,9 +608,15 @@ class CombinerAttention(AttentionMixer):
     # ---- incremental decoding (variant fixed) ----
 
     def init_state(
-        self, batch: int, dtype: torch.dtype | None = None, device: torch.device | None = None
+        self,
+        batch: int,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        max_len: int | None = None,
     ) -> FixedDecodeState:
-        """Empty decoding state (variant fixed only)."""
+        """Empty decoding state (variant fixed only). The state grows by one pooled key and one
+        summary per finished block, so ``max_len`` needs no pre-allocation."""
         if self.cfg.variant != "fixed":
             raise NotImplementedError(
                 f"incremental decoding is implemented for variant 'fixed' only, "

@@ -219,37 +219,63 @@ class PairwiseSegmentAttention(TokenMixer):
 
     # ---- incremental decoding: absolute positions and segment boundaries (position-consistent)
 
-    def init_state(self, batch: int, dtype: torch.dtype, device: torch.device | str) -> dict:
-        """Empty decode state: keys/values of the previous and the current segment."""
-        return {"pos": 0, "k": None, "v": None}
+    def _capacity(self, max_len: int | None) -> int:
+        cap = 2 * self.cfg.segment_len
+        return cap if max_len is None else max(1, min(cap, max_len))
 
-    def step(self, x_B1D: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, dict]:
-        """Process one token; equals ``forward`` on the whole prefix at that position."""
+    def init_state(
+        self,
+        batch: int,
+        *,
+        dtype: torch.dtype,
+        device: torch.device | str | None = None,
+        max_len: int | None = None,
+    ) -> dict[str, Any]:
+        """A ring buffer of keys/values for ``min(2m, max_len)`` tokens.
+
+        Every query sees at most the previous and its own segment (≤ 2m consecutive positions),
+        so slot ``p mod capacity`` never overwrites a key still needed. Attention over a set of
+        keys does not depend on their order, so the slots need no sorting.
+        """
+        shape = (batch, self.n_heads, self._capacity(max_len), self.head_dim)
+        state: dict[str, Any] = {"pos": 0, "k": torch.zeros(shape, dtype=dtype, device=device)}
+        if not self.cfg.kv_shared:
+            state["v"] = torch.zeros(shape, dtype=dtype, device=device)
+        return state
+
+    def step(self, x_B1D: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        """Process one token at absolute position ``state["pos"]``; equals ``forward`` there.
+
+        Positions and segment boundaries are absolute (RoPE too), so streaming is consistent
+        with the full forward pass of the whole prefix.
+        """
         t = state["pos"]
+        cap = state["k"].shape[2]
         pos = torch.tensor([t], device=x_B1D.device)
         q, k, v = self._project(x_B1D, pos)  # (B, H, 1, d)
-        K = k if state["k"] is None else torch.cat([state["k"], k], dim=2)
-        V = v if state["v"] is None else torch.cat([state["v"], v], dim=2)
-        first_pos = t + 1 - K.shape[2]  # absolute position of the first cached token
-        m, a = self.cfg.segment_len, self.n_heads // 2 if self.cfg.head_split else self.n_heads
+        state["k"][:, :, t % cap] = k[:, :, 0]
+        if not self.cfg.kv_shared:
+            state["v"][:, :, t % cap] = v[:, :, 0]
+        K = state["k"]
+        V = K if self.cfg.kv_shared else state["v"]
+        m = self.cfg.segment_len
+        a = self.n_heads // 2 if self.cfg.head_split else self.n_heads
         ys = []
         for heads, offset in ((slice(0, a), 0), (slice(a, self.n_heads), m // 2)):
             if heads.start == heads.stop:
                 continue
-            # segment index with boundaries shifted by ``offset`` (0 for the aligned heads)
+            # first visible position: the start of the previous segment (boundaries offset)
             seg = (t + offset) // m
             lo = max(0, (seg - 1) * m - offset)
-            s = lo - first_pos
-            ys.append(F.scaled_dot_product_attention(q[:, heads], K[:, heads, s:], V[:, heads, s:]))
+            slots = torch.arange(lo, t + 1, device=x_B1D.device) % cap
+            ys.append(
+                F.scaled_dot_product_attention(
+                    q[:, heads], K[:, heads][:, :, slots], V[:, heads][:, :, slots]
+                )
+            )
         y = self._output(torch.cat(ys, dim=1), t)
-        # keep only what a later token can still see: from the start of the current segment's
-        # predecessor (per the most-shifted boundary in use)
-        keep_from = t + 1
-        for offset in (0, m // 2) if self.cfg.head_split else (0,):
-            seg_next = (t + 1 + offset) // m
-            keep_from = min(keep_from, max(0, (seg_next - 1) * m - offset))
-        drop = keep_from - first_pos
-        return y, {"pos": t + 1, "k": K[:, :, drop:], "v": V[:, :, drop:]}
+        state["pos"] = t + 1
+        return y, state
 
     # ---- costs ----
 

@@ -89,6 +89,7 @@ class ModelConfig:
         return len(self.layers)
 
     def mixer_context(self, layer_idx: int) -> MixerContext:
+        kind = self.layers[layer_idx].mixer.kind
         return MixerContext(
             d_model=self.d_model,
             layer_idx=layer_idx,
@@ -96,6 +97,7 @@ class ModelConfig:
             max_seq_len=self.max_seq_len,
             rope=self.pos_encoding == "rope",
             rope_theta=self.rope_theta,
+            kind_idx=sum(b.mixer.kind == kind for b in self.layers[:layer_idx]),
         )
 
     def check_seq_len(self, seq_len: int) -> None:

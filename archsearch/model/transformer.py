@@ -7,6 +7,8 @@ Shape suffixes: B batch, T tokens, D width, V vocabulary.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +61,20 @@ class Block(nn.Module):
         x_BTD = x_BTD + self.drop(self.mixer(self.norm1(x_BTD)))
         return x_BTD + self.drop(self.mlp(self.norm2(x_BTD)))
 
+    def step(self, x_B1D: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        h, state = self.mixer.step(self.norm1(x_B1D), state)
+        x_B1D = x_B1D + self.drop(h)
+        return x_B1D + self.drop(self.mlp(self.norm2(x_B1D))), state
+
+
+@dataclass
+class DecodeState:
+    """Token-by-token decoding state of a :class:`DecoderLM`: the position and each layer's
+    mixer state."""
+
+    pos: int = 0
+    layers: list[Any] = field(default_factory=list)
+
 
 class DecoderLM(nn.Module):
     """Token embedding (+ learned positions) → blocks → final norm → LM head."""
@@ -102,6 +118,42 @@ class DecoderLM(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm_f(x))
+
+    def init_decode_state(self, batch: int, *, max_len: int | None = None) -> DecodeState:
+        """State for decoding ``batch`` sequences of at most ``max_len`` tokens with :meth:`step`.
+
+        Every layer's mixer must support incremental decoding (``supports_decode``)."""
+        missing = [
+            f"layers[{i}] ({blk.mixer.cfg.kind})"
+            for i, blk in enumerate(self.blocks)
+            if not blk.mixer.supports_decode
+        ]
+        if missing:
+            raise NotImplementedError(
+                "incremental decoding needs every mixer to support it; these do not: "
+                + ", ".join(missing)
+            )
+        w = self.tok_emb.weight
+        return DecodeState(
+            pos=0,
+            layers=[
+                blk.mixer.init_state(batch, dtype=w.dtype, device=w.device, max_len=max_len)
+                for blk in self.blocks
+            ],
+        )
+
+    def step(self, idx_B1: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        """Logits for one more token per sequence; equal to ``forward`` at that position.
+
+        Updates ``state`` in place (and returns it); run under ``torch.no_grad()``."""
+        x = self.tok_emb(idx_B1)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.tensor([state.pos], device=idx_B1.device))
+        x = self.drop(x)
+        for i, block in enumerate(self.blocks):
+            x, state.layers[i] = block.step(x, state.layers[i])
+        state.pos += 1
+        return self.head(self.norm_f(x)), state
 
     def loss(self, idx_BT: torch.Tensor, targets_BT: torch.Tensor) -> torch.Tensor:
         logits = self.forward(idx_BT)

@@ -6,6 +6,11 @@ have none (pytorch issue 195460), so CPU SDPA counted 0. We pass our own formula
 kernel through ``custom_mapping`` (overriding torch's where it has one), so the count is the same
 on every torch version, device and backend. Counts are FLOPs (a multiply-add = 2), dense: masked
 blocks count in full, as the kernel computes them.
+
+``count_flops(..., elementwise=True)`` also counts elementwise arithmetic (``mul``, ``add``,
+``sub``: one FLOP per output element; ``sum``: one per input element folded away), the work of
+mixers whose mixing is elementwise (HSM). Use it on a mixer alone: on a whole model it would also
+count residual additions, which the analytic convention leaves out.
 """
 
 from __future__ import annotations
@@ -59,18 +64,39 @@ def _sdpa_ops() -> dict[Any, Callable[..., int]]:
     return mapping
 
 
+def _numel(shape: Any) -> int:
+    return _prod(shape) if shape is not None else 1
+
+
+def _pointwise(*args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    return _numel(out_shape)
+
+
+def _reduce(self_shape: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    # n inputs folded into m outputs take n - m additions
+    return _numel(self_shape) - _numel(out_shape)
+
+
+def _elementwise_ops() -> dict[Any, Callable[..., int]]:
+    return {aten.mul: _pointwise, aten.add: _pointwise, aten.sub: _pointwise, aten.sum: _reduce}
+
+
 @dataclass
 class FlopReport:
     total: int
     by_op: dict[str, int] = field(default_factory=dict)
 
 
-def count_flops(fn: Callable[[], Any]) -> FlopReport:
+def count_flops(fn: Callable[[], Any], *, elementwise: bool = False) -> FlopReport:
     """Run ``fn()`` under FlopCounterMode (with our SDPA formulas) and return the FLOPs.
 
     Works on real tensors and on the ``meta`` device (nothing allocated, any length).
+    ``elementwise``: also count elementwise arithmetic (see the module docstring).
     """
-    mode = FlopCounterMode(display=False, custom_mapping=_sdpa_ops())
+    mapping = _sdpa_ops()
+    if elementwise:
+        mapping.update(_elementwise_ops())
+    mode = FlopCounterMode(display=False, custom_mapping=mapping)
     with mode:
         fn()
     counts = mode.get_flop_counts().get("Global", {})

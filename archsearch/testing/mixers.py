@@ -27,12 +27,16 @@ Every mixer registered when ``conformance_cases()`` runs is enrolled, with each 
    count (unmasked pairs only) must be ≤ the dense one;
 6. config ↔ YAML round trip (alone and inside a model YAML);
 7. the mixer's own limit equivalences (``TokenMixer.equivalences``) with shared weights;
-8. invalid configs fail with a ConfigError naming the field.
+8. invalid configs fail with a ConfigError naming the field;
+9. for mixers with ``supports_decode``: token-by-token ``step`` equals ``forward`` (float64), and
+   the state holds exactly the ``decode_state`` numbers it reports.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import torch
@@ -85,6 +89,19 @@ def conformance_cases(pattern: str = "*") -> list[Case]:
 def _x(B: int, T: int, dtype: torch.dtype = torch.float64, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(B, T, D_MODEL, generator=g, dtype=dtype)
+
+
+def tensor_numel(state: Any) -> int:
+    """Numbers held in the tensors of a decoding state (dataclasses, lists, tuples, dicts)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel()
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return sum(tensor_numel(getattr(state, f.name)) for f in dataclasses.fields(state))
+    if isinstance(state, (list, tuple)):
+        return sum(tensor_numel(s) for s in state)
+    if isinstance(state, dict):
+        return sum(tensor_numel(s) for s in state.values())
+    return 0
 
 
 class MixerConformance:
@@ -159,6 +176,28 @@ class MixerConformance:
         s = [cls.decode_state(case.cfg, case.ctx(), T) for T in (16, 64)]
         assert all(isinstance(v, int) and v >= 0 for v in s)
         assert s[0] <= s[1], "decode state must not shrink with a longer context"
+
+    @pytest.mark.parametrize("T", [6, 41])
+    def test_streaming_decode_matches_forward(self, case: Case, T: int) -> None:
+        cls = get_mixer(case.kind)
+        if not cls.supports_decode:
+            pytest.skip(f"{case.kind} has no incremental decoding")
+        m = case.build()
+        x = _x(2, T)
+        with torch.no_grad():
+            want = m(x)
+            state = m.init_state(2, dtype=x.dtype, device=x.device, max_len=T)
+            got = []
+            for t in range(T):
+                y_t, state = m.step(x[:, t : t + 1], state)
+                assert y_t.shape == (2, 1, D_MODEL)
+                got.append(y_t)
+        torch.testing.assert_close(torch.cat(got, dim=1), want, rtol=1e-12, atol=1e-12)
+        held = tensor_numel(state)
+        assert held == 2 * cls.decode_state(case.cfg, case.ctx(), T), (
+            f"the state holds {held} numbers for B=2, T={T}; decode_state reports "
+            f"{cls.decode_state(case.cfg, case.ctx(), T)} per sequence"
+        )
 
     def test_config_yaml_round_trip(self, case: Case) -> None:
         from archsearch.model.config import (

@@ -48,6 +48,33 @@ def test_mixers_table_and_json():
     assert rows["softmax"]["training_complexity"] == "O(T²·D)"
 
 
+def test_mixers_lists_hsm_with_its_options():
+    r = runner.invoke(app, ["mixers", "--json"])
+    hsm = {row["name"]: row for row in json.loads(r.stdout)}["hsm"]
+    assert hsm["incremental_decode"] is True
+    assert hsm["choices"]["mixing"] == ["ab", "gated", "pair_softmax", "pair_mlp"]
+    assert hsm["choices"]["schedule"] == ["ascending", "descending"]
+    assert {"base", "levels", "shift_groups", "pad", "ab_weights"} <= set(hsm["hyperparameters"])
+    r = runner.invoke(app, ["mixers"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    assert "reconstructed" in r.stdout
+    assert "mixing=ab (ab|gated|pair_softmax|pair_mlp)" in r.stdout
+
+
+def test_build_hsm_hybrid_shows_each_layers_shift():
+    path = str(ROOT / "models" / "hsm-hybrid-6l.yaml")
+    r = runner.invoke(app, ["build", path, "-T", "1k", "--json"])
+    assert r.exit_code == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert [lay["mixer"] for lay in s["layers"]] == ["hsm"] * 2 + ["softmax"] + ["hsm"] * 3
+    assert [lay["derived"].get("shifts") for lay in s["layers"]] == [[1], [2], None, [4], [8], [16]]
+    assert s["layers"][0]["mixer_elementwise"] == 3 * 1024 * 512
+    assert s["flop_counter"]["relative_difference"] == 0.0
+    r = runner.invoke(app, ["build", path, "-T", "1k"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.stderr
+    assert "shifts=16" in r.stdout and "+0.000%" in r.stdout
+
+
 def test_build_gpt2_small_json():
     r = runner.invoke(app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--json"])
     assert r.exit_code == 0, r.stderr

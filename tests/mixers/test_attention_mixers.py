@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from archsearch.mixers import MixerContext, build_mixer, get_mixer, mixer_config
+from archsearch.profiling.scaling import loglog_slope
 
 
 def allowed_softmax(T: int) -> torch.Tensor:
@@ -103,15 +104,6 @@ def test_sliding_window_support_is_exactly_the_window():
     assert torch.equal(_support("sliding_window", T, n_heads=2, window=W), allowed_window(T, W))
 
 
-def _slope(xs, ys):
-    lx = [math.log(x) for x in xs]
-    ly = [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum(
-        (a - mx) ** 2 for a in lx
-    )
-
-
 LENGTHS = [1024, 2048, 4096, 8192, 16384, 32768, 65536]
 
 
@@ -131,7 +123,7 @@ def test_attention_core_flops_scaling(kind, params, expected):
         ys = [getattr(cls.flops(cfg, ctx, T), attr) for T in LENGTHS]
         # the fitted log-log exponent (the dense window count carries a constant first-block
         # term, which lifts the 1K-64K fit to 1.03)
-        assert abs(_slope(LENGTHS, ys) - expected) < 0.05, (kind, attr)
+        assert abs(loglog_slope(LENGTHS, ys) - expected) < 0.05, (kind, attr)
         if expected == 1.0:
             # stronger: exactly affine, F(T) = a·T + b, for lengths that are multiples of G/W
             steps = [b - a for a, b in zip(ys, ys[1:], strict=False)]
@@ -154,7 +146,7 @@ def test_counted_flops_grow_linearly_on_meta(kind):
             x = torch.empty(1, T, 64)
         # attention core only: subtract the projections, which are linear anyway
         counts.append(count_flops(lambda x=x: m(x)).total - 8 * T * 64 * 64)
-    assert abs(_slope(lengths, counts) - 1.0) < 0.05
+    assert abs(loglog_slope(lengths, counts) - 1.0) < 0.05
 
 
 def test_s2attn_group_must_divide_seq_len():
