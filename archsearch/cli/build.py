@@ -24,14 +24,19 @@ def _non_default(mixer_cfg: Any) -> dict[str, Any]:
 def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
     """Everything ``build`` reports, as plain data (also used by quickstart and --json)."""
     from archsearch.model.costs import model_cost
+    from archsearch.model.families import get_family
     from archsearch.model.transformer import count_params
 
     cost = model_cost(cfg, seq_len)
     params = count_params(cfg)
+    family = get_family(cfg.family.kind)
     T = seq_len
     out: dict[str, Any] = {
         "name": cfg.name,
         "seq_len": T,
+        "family": cfg.family.to_dict(),
+        "scored_positions": cfg.n_scored(T),
+        "incremental_decode": family.supports_decode,
         "params": params,
         "flops": {
             "forward_exact": cost.forward_exact,
@@ -48,11 +53,10 @@ def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
             {
                 "index": lc.index,
                 "mixer": lc.kind,
-                "hyperparameters": {
-                    k: v for k, v in cfg.layers[lc.index].mixer.to_dict().items() if k != "kind"
-                },
-                "non_default": _non_default(cfg.layers[lc.index].mixer),
-                "mlp_ratio": cfg.layers[lc.index].mlp_ratio,
+                "rows": lc.seq_len,
+                "hyperparameters": {k: v for k, v in lc.config.to_dict().items() if k != "kind"},
+                "non_default": _non_default(lc.config),
+                "mlp_ratio": lc.mlp_ratio,
                 "mixer_projections": lc.mixer.projections,
                 "mixer_core_exact": lc.mixer.core_exact,
                 "mixer_core_dense": lc.mixer.core_dense,
@@ -99,6 +103,13 @@ def print_summary(s: dict[str, Any]) -> None:
         f"[bold]{s['name'] or 'model'}[/bold]  at T = {T}: "
         f"{p['total']:,} parameters ({p['non_embedding']:,} non-embedding)"
     )
+    fam = s["family"]
+    if fam["kind"] != "decoder":
+        hp = ", ".join(f"{k}={v}" for k, v in fam.items() if k != "kind")
+        con.print(
+            f"family {fam['kind']} ({hp}): loss on the last {s['scored_positions']} of "
+            f"{T} positions"
+        )
     t = Table(title="FLOPs (a multiply-add = 2; training = 3 x forward)")
     for col in ("", "exact (unmasked pairs)", "dense-masked (as computed)"):
         t.add_column(col, justify="right")
@@ -121,6 +132,7 @@ def print_summary(s: dict[str, Any]) -> None:
     for col in (
         "layers",
         "mixer",
+        "rows",
         "non-default settings",
         "mixer exact",
         "mixer dense",
@@ -142,10 +154,26 @@ def print_summary(s: dict[str, Any]) -> None:
         dense = r["mixer_projections"] + r["mixer_core_dense"] + r["mixer_elementwise"]
         hp = ", ".join(f"{k}={v}" for k, v in r["non_default"].items()) or "defaults"
         idx = str(r["index"]) if len(g) == 1 else f"{r['index']}-{g[-1]['index']} (x{len(g)})"
-        lt.add_row(idx, r["mixer"], hp, si(exact), si(dense), si(r["mlp"]), si(r["decode_state"]))
-    lt.add_row("", "LM head", "", si(f["lm_head"]), si(f["lm_head"]), "", "")
+        lt.add_row(
+            idx,
+            r["mixer"],
+            str(r["rows"]),
+            hp,
+            si(exact),
+            si(dense),
+            si(r["mlp"]),
+            si(r["decode_state"]),
+        )
+    S = s["scored_positions"]
+    lt.add_row("", "LM head", str(S), "", si(f["lm_head"]), si(f["lm_head"]), "", "")
     con.print(lt)
-    con.print(f"decode state: {s['decode_state_numbers']:,} numbers per sequence")
+    if s["incremental_decode"]:
+        con.print(f"decode state: {s['decode_state_numbers']:,} numbers per sequence")
+    else:
+        con.print(
+            "decode: not incremental; every new token recomputes the whole window "
+            "(a full forward pass per token)"
+        )
     if "flop_counter" in s:
         c = s["flop_counter"]
         con.print(

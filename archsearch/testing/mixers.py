@@ -27,7 +27,8 @@ Every mixer registered when ``conformance_cases()`` runs is enrolled, with each 
    count (unmasked pairs only) must be ≤ the dense one;
 6. config ↔ YAML round trip (alone and inside a model YAML);
 7. the mixer's own limit equivalences (``TokenMixer.equivalences``) with shared weights;
-8. invalid configs fail with a ConfigError naming the field.
+8. invalid configs fail with a ConfigError naming the field;
+9. for mixers with ``supports_decode``: token-by-token ``step`` equals ``forward`` (float64).
 """
 
 from __future__ import annotations
@@ -201,6 +202,20 @@ class MixerConformance:
                 from_dict(get_mixer(case.kind).Config, fields, prefix="mixer")
             assert info.value.field == f"mixer.{bad}", str(info.value)
             assert repr(fields[bad]) in str(info.value)
+
+    def test_incremental_decode_equals_forward(self, case: Case) -> None:
+        cls = get_mixer(case.kind)
+        if not cls.supports_decode:
+            pytest.skip(f"{case.kind} has no incremental decoding")
+        m = case.build()
+        T = 23
+        x = _x(2, T)
+        state = m.init_state(2, torch.float64, "cpu")
+        steps = []
+        for t in range(T):
+            y, state = m.step(x[:, t : t + 1], state)
+            steps.append(y)
+        torch.testing.assert_close(torch.cat(steps, dim=1), m(x), rtol=1e-10, atol=1e-10)
 
     @pytest.mark.gpu
     def test_cuda_matches_cpu(self, case: Case) -> None:

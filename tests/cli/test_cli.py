@@ -48,6 +48,16 @@ def test_mixers_table_and_json():
     assert rows["softmax"]["training_complexity"] == "O(T²·D)"
 
 
+def test_families_table_and_json():
+    r = runner.invoke(app, ["families", "--json"])
+    assert r.exit_code == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert rows["decoder"]["scored_positions"] == "all T"
+    assert rows["decoder"]["hyperparameters"] == {}
+    r = runner.invoke(app, ["mixers"])
+    assert "registered model families" in r.stdout and "decoder" in r.stdout
+
+
 def test_build_gpt2_small_json():
     r = runner.invoke(app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--json"])
     assert r.exit_code == 0, r.stderr
