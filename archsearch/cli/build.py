@@ -105,7 +105,7 @@ def print_summary(s: dict[str, Any]) -> None:
     )
     fam = s["family"]
     if fam["kind"] != "decoder":
-        hp = ", ".join(f"{k}={v}" for k, v in fam.items() if k != "kind")
+        hp = ", ".join(f"{k}={v}" for k, v in fam.items() if k != "kind" and v is not None)
         con.print(
             f"family {fam['kind']} ({hp}): loss on the last {s['scored_positions']} of "
             f"{T} positions"

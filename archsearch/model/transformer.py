@@ -31,20 +31,28 @@ _ACTIVATIONS = {
 }
 
 
-def mlp_hidden(cfg: ModelConfig, block: BlockConfig) -> int:
-    return max(1, round(block.mlp_ratio * cfg.d_model))
+def mlp_hidden(cfg: ModelConfig, block: BlockConfig | float) -> int:
+    """Hidden width of an MLP with ``mlp_ratio`` (a block's, or a number)."""
+    ratio = block if isinstance(block, (int, float)) else block.mlp_ratio
+    return max(1, round(ratio * cfg.d_model))
 
 
-def _norm(cfg: ModelConfig) -> nn.Module:
+def make_norm(cfg: ModelConfig) -> nn.Module:
     if cfg.norm == "rmsnorm":
         return nn.RMSNorm(cfg.d_model)
     return nn.LayerNorm(cfg.d_model, bias=cfg.bias)
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: ModelConfig, block: BlockConfig) -> None:
+    """``fc2(act(fc1(x)))``; the hidden width comes from ``block.mlp_ratio`` or ``hidden``."""
+
+    def __init__(
+        self, cfg: ModelConfig, block: BlockConfig | None = None, *, hidden: int | None = None
+    ) -> None:
         super().__init__()
-        hidden = mlp_hidden(cfg, block)
+        if hidden is None:
+            assert block is not None, "MLP needs a block or a hidden width"
+            hidden = mlp_hidden(cfg, block)
         self.fc1 = nn.Linear(cfg.d_model, hidden, bias=cfg.bias)
         self.act = _ACTIVATIONS[cfg.activation]()
         self.fc2 = nn.Linear(hidden, cfg.d_model, bias=cfg.bias)
@@ -57,9 +65,9 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_idx: int) -> None:
         super().__init__()
         block = cfg.layers[layer_idx]
-        self.norm1 = _norm(cfg)
+        self.norm1 = make_norm(cfg)
         self.mixer = build_mixer(block.mixer, cfg.mixer_context(layer_idx))
-        self.norm2 = _norm(cfg)
+        self.norm2 = make_norm(cfg)
         self.mlp = MLP(cfg, block)
         self.drop = nn.Dropout(cfg.dropout)
 
@@ -121,7 +129,7 @@ class LanguageModel(nn.Module, abc.ABC):
         self.drop = nn.Dropout(cfg.dropout)
 
     def _build_head(self, cfg: ModelConfig) -> None:
-        self.norm_f = _norm(cfg)
+        self.norm_f = make_norm(cfg)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.tok_emb.weight
