@@ -37,18 +37,20 @@ def print_family_table(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    con = Console()
     table = Table(title="registered model families (family: in the model YAML)", show_lines=True)
-    for col in ("family", "loss on", "training", "decode", "hyper-parameters (defaults)", "what"):
-        table.add_column(col, overflow="fold")
+    cols = ("family", "loss on", "training", "decode", "hyper-parameters (defaults)")
+    for col in cols:
+        # names stay whole (they are what users type); the rest folds
+        table.add_column(col, overflow="fold", no_wrap=col == "family")
     for r in rows:
-        hp = ", ".join(f"{k}={v}" for k, v in r["hyperparameters"].items()) or "none"
-        decode = r["decode_state"]
-        if not r["incremental_decode"]:
-            decode = f"not incremental: {decode}"
-        table.add_row(
-            r["name"], r["scored_positions"], r["training_complexity"], decode, hp, r["summary"]
-        )
-    Console().print(table)
+        hp = "\n".join(f"{k}={v}" for k, v in r["hyperparameters"].items()) or "none"
+        decode = r["decode_state"] if r["incremental_decode"] else "NOT INCREMENTAL"
+        table.add_row(r["name"], r["scored_positions"], r["training_complexity"], decode, hp)
+    con.print(table)
+    for r in rows:
+        decode = "" if r["incremental_decode"] else f" Decoding: {r['decode_state']}."
+        con.print(f"[bold]{r['name']}[/bold]: {r['summary']}. layers: {r['layers']}.{decode}")
 
 
 @app.command("families")

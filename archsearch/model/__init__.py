@@ -5,7 +5,7 @@ Importing this package registers every built-in family (the import is the regist
 """
 
 # built-in families, one module each (import order = nothing but registration)
-from archsearch.model import perceiver_ar, transformer  # noqa: E402, F401, I001
+from archsearch.model import mh_perceiver, perceiver_ar, transformer  # noqa: E402, F401, I001
 from archsearch.model.config import (
     BlockConfig,
     ModelConfig,

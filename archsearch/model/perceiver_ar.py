@@ -267,7 +267,7 @@ class PerceiverAR(LanguageModel):
     supports_decode = True
     scored = "last N (latents)"
     uses_layers = (
-        "the latent stack (any causal mixers) over N rows; the family adds the cross layer"
+        "the latent stack (any causal mixers) over N rows; the family owns the cross layer"
     )
     residual_out_suffixes = ("mixer.out", "mlp.fc2", "cross.out")
 
