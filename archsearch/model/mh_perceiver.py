@@ -420,8 +420,9 @@ class V2Split(_ContextLatentLM):
     def example_configs(cls) -> list[tuple[ModelConfig, int]]:
         return [
             cls._tiny(V2Config(n_latents=6, n_ctx_segments=4), 22),
-            cls._tiny(V2Config(n_latents=3, n_ctx_segments=3, rope_all_layers=True), 15),
-            cls._tiny(V2Config(n_latents=4, n_ctx_segments=1), 13, pos_encoding="none"),
+            cls._tiny(
+                V2Config(n_latents=3, n_ctx_segments=3, rope_all_layers=True, kv_norm=False), 15
+            ),
         ]
 
     @classmethod
