@@ -41,3 +41,28 @@ def test_unknown_family_lists_the_registered_ones():
     assert info.value.line == 2
     for kind in list_families():
         assert kind in info.value.allowed
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "line"),
+    [
+        (
+            "d_model: 16\nmax_seq_len: 32\nfamily:\n  kind: perceiver_ar\n  n_latents: 0\n"
+            "layers: [{mixer: {kind: softmax, n_heads: 2}}]\n",
+            "family.n_latents",
+            5,
+        ),
+        (
+            "d_model: 16\nmax_seq_len: 32\nfamily: {kind: v1_double, n_latents: 8}\nlayers:\n"
+            "  - {repeat: 2, mixer: {kind: softmax, n_heads: 2}}\n"
+            "  - {mixer: {kind: sliding_window, n_heads: 2}}\n",
+            "layers[1].mixer.kind",  # the YAML item (the third layer), not the layer index
+            6,
+        ),
+        ("d_model: 16\nfamily: 3\nlayers: [{mixer: {kind: softmax}}]\n", "family", 2),
+    ],
+)
+def test_family_errors_point_into_the_file(text, field, line):
+    with pytest.raises(ConfigError) as info:
+        parse_model_config(text, source="m.yaml")
+    assert (info.value.field, info.value.line) == (field, line), str(info.value)
