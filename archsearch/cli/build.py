@@ -21,18 +21,31 @@ def _non_default(mixer_cfg: Any) -> dict[str, Any]:
     }
 
 
+def _derived(cfg: Any, lc: Any) -> dict[str, Any]:
+    """Per-layer settings a mixer derives from its position (e.g. HSM's shift); decoder stacks."""
+    from archsearch.mixers import get_mixer, list_mixers
+
+    if cfg.family.kind != "decoder" or lc.kind not in list_mixers():
+        return {}
+    return get_mixer(lc.kind).layer_info(lc.config, cfg.mixer_context(lc.index))
+
+
 def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
     """Everything ``build`` reports, as plain data (also used by quickstart and --json)."""
-    from archsearch.mixers import get_mixer
     from archsearch.model.costs import model_cost
+    from archsearch.model.families import get_family
     from archsearch.model.transformer import count_params
 
     cost = model_cost(cfg, seq_len)
     params = count_params(cfg)
+    family = get_family(cfg.family.kind)
     T = seq_len
     out: dict[str, Any] = {
         "name": cfg.name,
         "seq_len": T,
+        "family": cfg.family.to_dict(),
+        "scored_positions": cfg.n_scored(T),
+        "incremental_decode": family.supports_decode,
         "params": params,
         "flops": {
             "forward_exact": cost.forward_exact,
@@ -49,14 +62,11 @@ def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
             {
                 "index": lc.index,
                 "mixer": lc.kind,
-                "hyperparameters": {
-                    k: v for k, v in cfg.layers[lc.index].mixer.to_dict().items() if k != "kind"
-                },
-                "non_default": _non_default(cfg.layers[lc.index].mixer),
-                "derived": get_mixer(lc.kind).layer_info(
-                    cfg.layers[lc.index].mixer, cfg.mixer_context(lc.index)
-                ),
-                "mlp_ratio": cfg.layers[lc.index].mlp_ratio,
+                "rows": lc.seq_len,
+                "hyperparameters": {k: v for k, v in lc.config.to_dict().items() if k != "kind"},
+                "non_default": _non_default(lc.config),
+                "mlp_ratio": lc.mlp_ratio,
+                "derived": _derived(cfg, lc),
                 "mixer_projections": lc.mixer.projections,
                 "mixer_core_exact": lc.mixer.core_exact,
                 "mixer_core_dense": lc.mixer.core_dense,
@@ -107,6 +117,13 @@ def print_summary(s: dict[str, Any]) -> None:
         f"[bold]{s['name'] or 'model'}[/bold]  at T = {T}: "
         f"{p['total']:,} parameters ({p['non_embedding']:,} non-embedding)"
     )
+    fam = s["family"]
+    if fam["kind"] != "decoder":
+        hp = ", ".join(f"{k}={v}" for k, v in fam.items() if k != "kind" and v is not None)
+        con.print(
+            f"family {fam['kind']} ({hp}): loss on the last {s['scored_positions']} of "
+            f"{T} positions"
+        )
     t = Table(title="FLOPs (a multiply-add = 2; training = 3 x forward)")
     for col in ("", "exact (unmasked pairs)", "dense-masked (as computed)"):
         t.add_column(col, justify="right")
@@ -129,6 +146,7 @@ def print_summary(s: dict[str, Any]) -> None:
     for col in (
         "layers",
         "mixer",
+        "rows",
         "non-default settings",
         "mixer exact",
         "mixer dense",
@@ -152,10 +170,26 @@ def print_summary(s: dict[str, Any]) -> None:
         if r["derived"]:
             hp += "; " + ", ".join(f"{k}={_plain(v)}" for k, v in r["derived"].items())
         idx = str(r["index"]) if len(g) == 1 else f"{r['index']}-{g[-1]['index']} (x{len(g)})"
-        lt.add_row(idx, r["mixer"], hp, si(exact), si(dense), si(r["mlp"]), si(r["decode_state"]))
-    lt.add_row("", "LM head", "", si(f["lm_head"]), si(f["lm_head"]), "", "")
+        lt.add_row(
+            idx,
+            r["mixer"],
+            str(r["rows"]),
+            hp,
+            si(exact),
+            si(dense),
+            si(r["mlp"]),
+            si(r["decode_state"]),
+        )
+    S = s["scored_positions"]
+    lt.add_row("", "LM head", str(S), "", si(f["lm_head"]), si(f["lm_head"]), "", "")
     con.print(lt)
-    con.print(f"decode state: {s['decode_state_numbers']:,} numbers per sequence")
+    if s["incremental_decode"]:
+        con.print(f"decode state: {s['decode_state_numbers']:,} numbers per sequence")
+    else:
+        con.print(
+            "decode: not incremental; every new token recomputes the whole window "
+            "(a full forward pass per token)"
+        )
     if "flop_counter" in s:
         c = s["flop_counter"]
         con.print(

@@ -48,7 +48,8 @@ def mixer_rows() -> list[dict[str, Any]]:
 def mixers_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List the registered token mixers: cost, decode state, hyper-parameters and defaults."""
+    """List the registered token mixers (and the model families): cost, decode state,
+    hyper-parameters and defaults. ``--json`` lists the mixers; ``families --json`` the families."""
     rows = mixer_rows()
     if as_json:
         echo_json(rows)
@@ -73,3 +74,7 @@ def mixers_cmd(
         "T: tokens, D: model width, W: window, G: group size, d: HSM shift, b: HSM base; "
         "[step]: incremental decoding implemented; a multiply-add = 2 FLOPs."
     )
+    from archsearch.cli.families import family_rows, print_family_table
+
+    print_family_table(family_rows())
+    typer.echo("T: window, N: latents, l: latents, h = T - l: context, D: width, Λ: layers.")

@@ -2,12 +2,14 @@
 
 Computed by ``torch.nn.functional.scaled_dot_product_attention(is_causal=True)``, which picks a
 Flash/memory-efficient kernel where one exists. Cost per layer (architectures.md §0.3): projections
-``8·T·D²``; core ``4·D·T²`` dense-masked, ``2·D·T(T+1)`` exact.
+``8·T·D²``; core ``4·D·T²`` dense-masked, ``2·D·T(T+1)`` exact. Incremental decoding keeps the
+usual KV cache (``init_state``/``step``), ``2·D·t`` numbers at step t.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +17,7 @@ import torch.nn.functional as F
 from archsearch.mixers._attention import AttentionConfig, AttentionMixer
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops
 from archsearch.mixers._registry import register_mixer
+from archsearch.mixers._rope import apply_rope, rope_cos_sin
 
 
 @register_mixer("softmax")
@@ -28,9 +31,37 @@ class SoftmaxAttention(AttentionMixer):
     summary = "full causal multi-head attention (SDPA)"
     complexity = "O(T²·D)"
     decode_state_formula = "2·D·T (KV cache)"
+    supports_decode = True
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    def init_state(
+        self,
+        batch: int,
+        *,
+        dtype: torch.dtype,
+        device: torch.device | str | None = None,
+        max_len: int | None = None,
+    ) -> dict:
+        """Empty KV cache; it grows by 2·D numbers per token (``decode_state``)."""
+        return {"pos": 0, "k": None, "v": None}
+
+    def step(self, x_B1D: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, dict]:
+        """One token at position ``state["pos"]``; equals ``forward`` on the whole prefix there."""
+        B, _, D = x_B1D.shape
+        t = state["pos"]
+        q, k, v = self.qkv(x_B1D).view(B, 1, 3, self.n_heads, self.head_dim).unbind(2)
+        q, k, v = (u.transpose(1, 2) for u in (q, k, v))  # (B, H, 1, d)
+        if self.ctx.rope:
+            cos, sin = rope_cos_sin(
+                torch.tensor([t], device=x_B1D.device), self.head_dim, self.ctx.rope_theta, q.dtype
+            )
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        K = k if state["k"] is None else torch.cat([state["k"], k], dim=2)
+        V = v if state["v"] is None else torch.cat([state["v"], v], dim=2)
+        y = F.scaled_dot_product_attention(q, K, V)  # the newest token sees every cached one
+        return self.out(y.transpose(1, 2).reshape(B, 1, D)), {"pos": t + 1, "k": K, "v": V}
 
     @classmethod
     def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:

@@ -28,11 +28,12 @@ import yaml
 from archsearch.dataconf import coerce, from_dict
 from archsearch.errors import ConfigError, require
 from archsearch.mixers import MixerConfig, MixerContext, get_mixer
+from archsearch.model.families import (
+    DecoderConfig,
+    FamilyConfig,
+    family_config_from_data,
+)
 from archsearch.yamlio import LineMap, line_of, load_yaml, parse_yaml
-
-#: structural families: how the stack is wired. Families that change the sequence length
-#: between layers (PerceiverAR reads M inputs into N latents) register here too.
-FAMILIES = ("decoder",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,10 +50,15 @@ class BlockConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """A decoder-only language model."""
+    """A decoder-only language model.
+
+    ``family`` says how the stack is wired (``archsearch.model.families``): ``decoder`` (default),
+    ``perceiver_ar``, ``v1_double``, ``v2_split``, ``v3_compress``. A family name (string) is
+    accepted and becomes that family's config with default fields.
+    """
 
     name: str = ""
-    family: str = "decoder"
+    family: FamilyConfig = dataclasses.field(default_factory=DecoderConfig)
     d_model: int
     vocab_size: int = 256
     """256 = byte-level"""
@@ -77,16 +83,22 @@ class ModelConfig:
         require(self.rope_theta > 0, "rope_theta", self.rope_theta, "a number > 0")
         require(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "a number in [0, 1)")
         require(self.init_std > 0, "init_std", self.init_std, "a number > 0")
-        require(self.family in FAMILIES, "family", self.family, "one of " + ", ".join(FAMILIES))
+        if not isinstance(self.family, FamilyConfig):
+            object.__setattr__(self, "family", family_config_from_data(self.family))
         for i, block in enumerate(self.layers):
             try:
                 block.mixer.check(self.mixer_context(i))
             except ConfigError as e:
                 raise e.located(prefix=f"layers[{i}].mixer") from None
+        self.family.check(self)
 
     @property
     def n_layers(self) -> int:
         return len(self.layers)
+
+    def n_scored(self, seq_len: int) -> int:
+        """How many positions (the last ones) of a ``seq_len`` window get logits and loss."""
+        return self.family.n_scored(seq_len)
 
     def mixer_context(self, layer_idx: int) -> MixerContext:
         kind = self.layers[layer_idx].mixer.kind
@@ -109,9 +121,11 @@ class ModelConfig:
                 seq_len,
                 f"at most max_seq_len={self.max_seq_len} with learned positions",
             )
+        self.family.check_seq_len(self, seq_len)
+        stack_len = self.family.stack_seq_len(seq_len)
         for i, block in enumerate(self.layers):
             try:
-                block.mixer.check(self.mixer_context(i), seq_len)
+                block.mixer.check(self.mixer_context(i), stack_len)
             except ConfigError as e:
                 raise e.located(prefix=f"layers[{i}].mixer") from None
 
@@ -219,7 +233,10 @@ def _from_dict(data: Any, locate: Locator) -> ModelConfig:
             continue
         if key not in _MODEL_FIELDS:
             raise ConfigError(key, value, "one of the fields layers, " + ", ".join(_MODEL_FIELDS))
-        kwargs[key] = coerce(hints[key], value, key)
+        if key == "family":
+            kwargs[key] = family_config_from_data(value, prefix="family")
+        else:
+            kwargs[key] = coerce(hints[key], value, key)
     if "d_model" not in kwargs:
         raise ConfigError("d_model", allowed="an integer >= 1 (required)")
     if "layers" not in data:
@@ -264,6 +281,7 @@ def parse_model_config(text: str, *, source: str = "<string>") -> ModelConfig:
 def model_config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
     """Plain data; runs of identical blocks are written once with ``repeat``."""
     out: dict[str, Any] = {name: getattr(cfg, name) for name in _MODEL_FIELDS}
+    out["family"] = cfg.family.to_data()
     layers: list[dict[str, Any]] = []
     prev: BlockConfig | None = None
     for block in cfg.layers:

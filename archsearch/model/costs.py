@@ -8,20 +8,32 @@ is taken as 3× the forward pass (backward = 2× forward), the usual model-FLOPs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from archsearch.mixers import MixerFlops, get_mixer
 from archsearch.model.config import ModelConfig
+from archsearch.model.families import get_family
 from archsearch.model.transformer import mlp_hidden
 
 
 @dataclass(frozen=True)
 class LayerCost:
+    """One layer: its token mixing (``mixer``), its MLP, and what it holds when decoding.
+
+    ``seq_len`` is the number of rows the layer outputs (the tokens through its MLP); families
+    change it between layers (PerceiverAR: M inputs -> N latents). ``config`` is the config whose
+    fields describe the layer (a mixer config, or the family config for a family-owned layer);
+    ``mlp_ratio`` its MLP width.
+    """
+
     index: int
     kind: str
     seq_len: int
     mixer: MixerFlops
     mlp: int
     decode_state: int
+    config: Any = None
+    mlp_ratio: float | None = None
 
     @property
     def exact(self) -> int:
@@ -34,6 +46,8 @@ class LayerCost:
 
 @dataclass(frozen=True)
 class ModelCost:
+    """``head`` is the LM head on the scored positions only (``2·S·D·V``)."""
+
     seq_len: int
     layers: tuple[LayerCost, ...]
     head: int
@@ -65,8 +79,13 @@ class ModelCost:
 
 
 def model_cost(cfg: ModelConfig, seq_len: int) -> ModelCost:
-    """Per-layer analytic costs for one sequence of ``seq_len`` tokens."""
+    """Per-layer analytic costs for one window of ``seq_len`` tokens (any family)."""
     cfg.check_seq_len(seq_len)
+    return get_family(cfg.family.kind).cost(cfg, seq_len)
+
+
+def block_costs(cfg: ModelConfig, seq_len: int, first_index: int = 0) -> list[LayerCost]:
+    """The ``layers`` blocks (mixer + MLP) run over ``seq_len`` rows each."""
     D, T = cfg.d_model, seq_len
     layers = []
     for i, block in enumerate(cfg.layers):
@@ -74,12 +93,25 @@ def model_cost(cfg: ModelConfig, seq_len: int) -> ModelCost:
         ctx = cfg.mixer_context(i)
         layers.append(
             LayerCost(
-                index=i,
+                index=first_index + i,
                 kind=block.mixer.kind,
                 seq_len=T,
                 mixer=mixer_cls.flops(block.mixer, ctx, T),
                 mlp=4 * T * D * mlp_hidden(cfg, block),
                 decode_state=mixer_cls.decode_state(block.mixer, ctx, T),
+                config=block.mixer,
+                mlp_ratio=block.mlp_ratio,
             )
         )
-    return ModelCost(seq_len=T, layers=tuple(layers), head=2 * T * D * cfg.vocab_size)
+    return layers
+
+
+def head_cost(cfg: ModelConfig, n_scored: int) -> int:
+    """The LM head on the scored rows: ``2·S·D·V``."""
+    return 2 * n_scored * cfg.d_model * cfg.vocab_size
+
+
+def decoder_cost(cfg: ModelConfig, seq_len: int) -> ModelCost:
+    """The plain decoder: every block over all T tokens, head on all T."""
+    T = seq_len
+    return ModelCost(seq_len=T, layers=tuple(block_costs(cfg, T)), head=head_cost(cfg, T))

@@ -75,6 +75,27 @@ def test_build_hsm_hybrid_shows_each_layers_shift():
     assert "shifts=16" in r.stdout and "+0.000%" in r.stdout
 
 
+def test_families_table_and_json():
+    r = runner.invoke(app, ["families", "--json"])
+    assert r.exit_code == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert set(rows) == {"decoder", "perceiver_ar", "v1_double", "v2_split", "v3_compress"}
+    assert rows["decoder"]["scored_positions"] == "all T"
+    assert rows["decoder"]["hyperparameters"] == {}
+    assert rows["perceiver_ar"]["hyperparameters"]["n_latents"] == 512
+    assert rows["perceiver_ar"]["incremental_decode"] is True
+    assert rows["v2_split"]["hyperparameters"]["n_ctx_segments"] == 2
+    assert rows["v3_compress"]["hyperparameters"]["aligned_residual"] is True
+    for name in ("v1_double", "v2_split", "v3_compress"):
+        assert rows[name]["incremental_decode"] is False
+    # `archsearch mixers` shows both tables: ecp among the mixers, the families below
+    r = runner.invoke(app, ["mixers"])
+    assert "registered model families" in r.stdout
+    for name in ("ecp", "perceiver_ar", "v1_double", "v2_split", "v3_compress"):
+        assert name in r.stdout
+    assert r.stdout.count("INCREMENTAL") == 3  # NOT INCREMENTAL: v1_double, v2_split, v3_compress
+
+
 def test_build_gpt2_small_json():
     r = runner.invoke(app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--json"])
     assert r.exit_code == 0, r.stderr
@@ -83,6 +104,13 @@ def test_build_gpt2_small_json():
     assert abs(s["flop_counter"]["relative_difference"]) < 0.01
     assert len(s["layers"]) == 12
     assert s["flops"]["training_exact"] == 3 * s["flops"]["forward_exact"]
+
+
+@pytest.mark.parametrize("name", ["perceiver-ar", "v1-double", "v2-split", "v3-compress"])
+def test_build_family_models_counter_matches(name):
+    r = runner.invoke(app, ["build", str(ROOT / "models" / f"{name}.yaml"), "-T", "2k"])
+    assert r.exit_code == 0, r.stderr
+    assert "+0.000%" in r.stdout and "family " in r.stdout
 
 
 def test_build_table_output():

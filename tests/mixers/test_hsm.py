@@ -302,9 +302,10 @@ def test_model_streaming_equals_forward_and_holds_the_reported_state():
 
 def test_model_decoding_needs_every_mixer_to_decode():
     cfg = parse_model_config(
-        "d_model: 16\nlayers:\n  - {mixer: {kind: hsm}}\n  - {mixer: {kind: softmax, n_heads: 2}}\n"
+        "d_model: 16\nlayers:\n  - {mixer: {kind: hsm}}\n"
+        "  - {mixer: {kind: sliding_window, n_heads: 2}}\n"
     )
-    with pytest.raises(NotImplementedError, match=r"layers\[1\] \(softmax\)"):
+    with pytest.raises(NotImplementedError, match=r"layers\[1\] \(sliding_window\)"):
         build_model(cfg).init_decode_state(1)
 
 
