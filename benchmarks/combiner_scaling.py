@@ -18,19 +18,12 @@ import torch
 
 from archsearch.mixers import MixerContext, build_mixer, get_mixer, mixer_config
 from archsearch.profiling.counter import count_flops
+from archsearch.profiling.scaling import loglog_slope
 
 LENGTHS = [1024, 2048, 4096, 8192, 16384, 32768, 65536]
 COUNTED = [1024, 4096, 16384, 65536]
 TIMED = [1024, 2048, 4096, 8192, 16384]
 VARIANTS = ["fixed", "logsparse", "axial", "mixture"]
-
-
-def slope(xs: list[int], ys: list[float]) -> float:
-    lx = [math.log(x) for x in xs]
-    ly = [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    num = sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True))
-    return num / sum((a - mx) ** 2 for a in lx)
 
 
 def config(variant: str, T: int, heads: int):  # noqa: ANN201
@@ -60,9 +53,9 @@ def main() -> None:
             total = count_flops(lambda mod=mod, x=x: mod(x)).total
             counted.append(total - cls.flops(cfg, ctx, T).projections)
         line = (
-            f"{variant:<11}{slope(LENGTHS, [f.core_dense for f in flops]):>8.3f}"
-            f"{slope(LENGTHS, [f.core_exact for f in flops]):>8.3f}"
-            f"{slope(COUNTED, counted):>9.3f}"
+            f"{variant:<11}{loglog_slope(LENGTHS, [f.core_dense for f in flops]):>8.3f}"
+            f"{loglog_slope(LENGTHS, [f.core_exact for f in flops]):>8.3f}"
+            f"{loglog_slope(COUNTED, counted):>9.3f}"
         )
         if args.time:
             times = []
@@ -77,7 +70,7 @@ def main() -> None:
                         mod(x)
                 times.append((time.perf_counter() - t0) / 3)
             line += "   " + ", ".join(f"{t:.3f}" for t in times)
-            line += f"  (slope {slope(TIMED, times):.2f})"
+            line += f"  (slope {loglog_slope(TIMED, times):.2f})"
         print(line)
 
 

@@ -8,7 +8,6 @@ python benchmarks/perceiver_ar_flops.py [MODEL.yaml]   (default: models/perceive
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -18,15 +17,9 @@ from archsearch.model.config import load_model_config
 from archsearch.model.costs import model_cost
 from archsearch.model.transformer import build_model
 from archsearch.profiling.counter import count_flops
+from archsearch.profiling.scaling import loglog_slope
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def slope(xs: list[int], ys: list[int]) -> float:
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    num = sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True))
-    return num / sum((a - mx) ** 2 for a in lx)
 
 
 def main(path: str) -> None:
@@ -57,8 +50,9 @@ def main(path: str) -> None:
         f"4·D² + 4·D·N (K, V projection + dense-masked core per input token): {4 * D * (D + N):,}"
     )
     print(
-        f"log-log slope: PerceiverAR analytic {slope(lengths, analytic):.3f}, "
-        f"counted {slope(lengths, counted):.3f}; dense decoder {slope(lengths, dense):.3f}"
+        f"log-log slope: PerceiverAR analytic {loglog_slope(lengths, analytic):.3f}, "
+        f"counted {loglog_slope(lengths, counted):.3f}; "
+        f"dense decoder {loglog_slope(lengths, dense):.3f}"
     )
 
 

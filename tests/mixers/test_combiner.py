@@ -15,6 +15,7 @@ from archsearch.mixers.combiner import (
     logsparse_spans,
     mixture_attention,
 )
+from archsearch.profiling.scaling import loglog_slope
 
 # ---------------------------------------------------------------------------------------------
 # a slow, obvious reference: for each query, list its direct keys and its spans, then one softmax
@@ -428,15 +429,6 @@ def test_dense_flops_match_counter_on_meta_across_shapes(params):
             assert counted == cls.flops(cfg, ctx, T).matmul_dense, (block, T)
 
 
-def _slope(xs, ys):
-    lx = [math.log(x) for x in xs]
-    ly = [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum(
-        (a - mx) ** 2 for a in lx
-    )
-
-
 LENGTHS = [1024, 2048, 4096, 8192, 16384, 32768, 65536]
 COUNTED_LENGTHS = [1024, 4096, 16384, 65536]
 
@@ -464,9 +456,9 @@ def core_slopes(variant):
         assert core == cls.flops(cfg, ctx, T).core_dense  # and it is the analytic count
         counted.append(core)
     return {
-        "dense": _slope(LENGTHS, [f.core_dense for f in flops]),
-        "exact": _slope(LENGTHS, [f.core_exact for f in flops]),
-        "counted": _slope(COUNTED_LENGTHS, counted),
+        "dense": loglog_slope(LENGTHS, [f.core_dense for f in flops]),
+        "exact": loglog_slope(LENGTHS, [f.core_exact for f in flops]),
+        "counted": loglog_slope(COUNTED_LENGTHS, counted),
     }
 
 

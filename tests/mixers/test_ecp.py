@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from archsearch.mixers import MixerContext, build_mixer, get_mixer, mixer_config
+from archsearch.profiling.scaling import loglog_slope
 
 
 def allowed_ecp(T: int, m: int, offset: int = 0) -> torch.Tensor:
@@ -111,13 +112,6 @@ def test_streaming_decode_equals_full_forward(params, layer_idx):
     assert state["k"].shape[2] == 2 * cfg.segment_len
 
 
-def _slope(xs, ys):
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    num = sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True))
-    return num / sum((a - mx) ** 2 for a in lx)
-
-
 LENGTHS = [2048, 4096, 8192, 16384, 32768, 65536]
 
 
@@ -129,8 +123,8 @@ def test_flops_linear_and_match_s2attn_budget():
     s2 = mixer_config("s2attn", n_heads=8, group_size=512)
     E, S = get_mixer("ecp"), get_mixer("s2attn")
     fl = [E.flops(ecp, ctx, T) for T in LENGTHS]
-    assert abs(_slope(LENGTHS, [f.dense for f in fl]) - 1.0) < 0.05
-    assert abs(_slope(LENGTHS, [f.core_dense for f in fl]) - 1.0) < 0.05
+    assert abs(loglog_slope(LENGTHS, [f.dense for f in fl]) - 1.0) < 0.05
+    assert abs(loglog_slope(LENGTHS, [f.core_dense for f in fl]) - 1.0) < 0.05
     for T, f in zip(LENGTHS, fl, strict=True):
         g = S.flops(s2, ctx, T)
         assert abs(f.core_dense - g.core_dense) / g.core_dense < 0.10, T
@@ -156,7 +150,7 @@ def test_counted_flops_linear_on_meta():
         with torch.device("meta"):
             x = torch.empty(1, T, 64)
         counts.append(count_flops(lambda x=x: mixer(x)).total)
-    assert abs(_slope(lengths, counts) - 1.0) < 0.05
+    assert abs(loglog_slope(lengths, counts) - 1.0) < 0.05
 
 
 def test_decode_state_is_constant_in_stream_length():

@@ -14,6 +14,7 @@ from archsearch.model.costs import model_cost
 from archsearch.model.perceiver_ar import PerceiverARConfig, cross_mask, cross_pairs
 from archsearch.model.transformer import build_model
 from archsearch.profiling.counter import count_flops
+from archsearch.profiling.scaling import loglog_slope
 
 
 def _cfg(n_latents=6, layers=2, d=16, heads=2, pos="rope", **fam) -> ModelConfig:
@@ -245,13 +246,6 @@ def test_costs_follow_the_formula_and_the_worked_example():
     assert cost.decode_state == 2 * D * (M + L * N)
 
 
-def _slope(xs, ys):
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    num = sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True))
-    return num / sum((a - mx) ** 2 for a in lx)
-
-
 def test_flops_at_fixed_n_grow_linearly_in_m():
     """Issue 4 acceptance: at fixed N the forward FLOPs are affine in M (a constant cost per
     extra input token) with log-log slope 1.00 ± 0.05, analytic and counted on meta; a dense
@@ -272,11 +266,11 @@ def test_flops_at_fixed_n_grow_linearly_in_m():
         counted.append(count_flops(lambda idx=idx: model(idx)).total)
     assert counted == [model_cost(cfg, M).counter_visible for M in lengths]
     for ys in (analytic, counted):
-        assert abs(_slope(lengths, ys) - 1.0) < 0.05, _slope(lengths, ys)
+        assert abs(loglog_slope(lengths, ys) - 1.0) < 0.05, loglog_slope(lengths, ys)
     # affine: every extra input token costs the same (second differences vanish)
     pairs = list(zip(lengths, analytic, strict=True))
     steps = {(f2 - f1) / (m2 - m1) for (m1, f1), (m2, f2) in zip(pairs, pairs[1:], strict=False)}
     assert len(steps) == 1
     dec = cfg.replace(family="decoder")
     dense = [model_cost(dec, M).forward_dense for M in lengths]
-    assert _slope(lengths, dense) > 1.8
+    assert loglog_slope(lengths, dense) > 1.8
