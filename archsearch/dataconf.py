@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from archsearch.errors import ConfigError
@@ -112,3 +113,28 @@ def to_dict(obj: Any) -> dict[str, Any]:
         v = getattr(obj, f.name)
         out[f.name] = list(v) if isinstance(v, tuple) else v
     return out
+
+
+def kinded_from_dict(
+    data: Any,
+    *,
+    prefix: str,
+    lookup: Callable[[str], Any],
+    names: Callable[[], list[str]],
+    what: str,
+    shape: str,
+) -> Any:
+    """``{kind: NAME, <fields>}`` -> ``lookup(NAME).Config`` built from the fields.
+
+    ``what`` names the registry ("mixer", "family") and ``shape`` describes the allowed forms,
+    for the error messages.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(prefix, data, shape)
+    if "kind" not in data:
+        raise ConfigError(f"{prefix}.kind", allowed=f"a registered {what}: " + ", ".join(names()))
+    try:
+        cls = lookup(data["kind"])
+    except ConfigError as e:
+        raise e.located(prefix=prefix) from None
+    return from_dict(cls.Config, data, prefix=prefix, skip=("kind",))

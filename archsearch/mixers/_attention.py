@@ -54,16 +54,29 @@ class AttentionMixer(TokenMixer):
         self.qkv = nn.Linear(D, 3 * D, bias=cfg.bias)
         self.out = nn.Linear(D, D, bias=cfg.bias)
 
-    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
-        B, T, D = x_BTD.shape
+    def _project(
+        self, x_BTD: torch.Tensor, pos0: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Q, K, V as (B, H, T, d) for positions ``pos0 .. pos0+T-1`` (RoPE on q and k)."""
+        B, T, _ = x_BTD.shape
         q, k, v = self.qkv(x_BTD).view(B, T, 3, self.n_heads, self.head_dim).unbind(2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, d)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         if self.ctx.rope:
-            pos = torch.arange(T, device=x_BTD.device)
-            cos, sin = rope_cos_sin(pos, self.head_dim, self.ctx.rope_theta, q.dtype)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y_BHTd = self.attend(q, k, v)
-        return self.out(y_BHTd.transpose(1, 2).reshape(B, T, D))
+            q, k = self._rope(q, pos0), self._rope(k, pos0)
+        return q, k, v
+
+    def _rope(self, t_BHTd: torch.Tensor, pos0: int = 0) -> torch.Tensor:
+        pos = torch.arange(pos0, pos0 + t_BHTd.shape[2], device=t_BHTd.device)
+        cos, sin = rope_cos_sin(pos, self.head_dim, self.ctx.rope_theta, t_BHTd.dtype)
+        return apply_rope(t_BHTd, cos, sin)
+
+    def _merge(self, y_BHTd: torch.Tensor) -> torch.Tensor:
+        """Concatenate heads and apply the output projection: (B, H, T, d) -> (B, T, D)."""
+        B, _, T, _ = y_BHTd.shape
+        return self.out(y_BHTd.transpose(1, 2).reshape(B, T, self.ctx.d_model))
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self._merge(self.attend(*self._project(x_BTD)))
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """(B, H, T, d) x3 -> (B, H, T, d), causal."""

@@ -86,7 +86,6 @@ from archsearch.errors import require
 from archsearch.mixers._attention import AttentionConfig, AttentionMixer
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops
 from archsearch.mixers._registry import register_mixer
-from archsearch.mixers._rope import apply_rope, rope_cos_sin
 
 NEG_INF = float("-inf")
 
@@ -558,21 +557,6 @@ class CombinerAttention(AttentionMixer):
             self.summary_key = nn.Linear(D, D, bias=cfg.bias)
 
     # ---- projections (shared by forward and step) ----
-
-    def _project(
-        self, x_BTD: torch.Tensor, pos0: int = 0
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, T, _ = x_BTD.shape
-        q, k, v = self.qkv(x_BTD).view(B, T, 3, self.n_heads, self.head_dim).unbind(2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, d)
-        if self.ctx.rope:
-            q, k = self._rope(q, pos0), self._rope(k, pos0)
-        return q, k, v
-
-    def _rope(self, t_BHTd: torch.Tensor, pos0: int = 0) -> torch.Tensor:
-        pos = torch.arange(pos0, pos0 + t_BHTd.shape[2], device=t_BHTd.device)
-        cos, sin = rope_cos_sin(pos, self.head_dim, self.ctx.rope_theta, t_BHTd.dtype)
-        return apply_rope(t_BHTd, cos, sin)
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
         B, T, D = x_BTD.shape

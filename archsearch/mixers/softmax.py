@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from archsearch.mixers._attention import AttentionConfig, AttentionMixer
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops
 from archsearch.mixers._registry import register_mixer
-from archsearch.mixers._rope import apply_rope, rope_cos_sin
 
 
 @register_mixer("softmax")
@@ -49,19 +48,12 @@ class SoftmaxAttention(AttentionMixer):
 
     def step(self, x_B1D: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, dict]:
         """One token at position ``state["pos"]``; equals ``forward`` on the whole prefix there."""
-        B, _, D = x_B1D.shape
         t = state["pos"]
-        q, k, v = self.qkv(x_B1D).view(B, 1, 3, self.n_heads, self.head_dim).unbind(2)
-        q, k, v = (u.transpose(1, 2) for u in (q, k, v))  # (B, H, 1, d)
-        if self.ctx.rope:
-            cos, sin = rope_cos_sin(
-                torch.tensor([t], device=x_B1D.device), self.head_dim, self.ctx.rope_theta, q.dtype
-            )
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self._project(x_B1D, t)  # (B, H, 1, d)
         K = k if state["k"] is None else torch.cat([state["k"], k], dim=2)
         V = v if state["v"] is None else torch.cat([state["v"], v], dim=2)
         y = F.scaled_dot_product_attention(q, K, V)  # the newest token sees every cached one
-        return self.out(y.transpose(1, 2).reshape(B, 1, D)), {"pos": t + 1, "k": K, "v": V}
+        return self._merge(y), {"pos": t + 1, "k": K, "v": V}
 
     @classmethod
     def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from archsearch.dataconf import coerce, from_dict
+from archsearch.dataconf import coerce, kinded_from_dict
 from archsearch.errors import ConfigError, require
 from archsearch.mixers import MixerConfig, MixerContext, get_mixer
 from archsearch.model.families import (
@@ -147,19 +147,17 @@ def _path_tuple(field: str) -> tuple[Any, ...]:
 
 
 def mixer_config_from_dict(data: Any, *, prefix: str) -> MixerConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(prefix, data, "a mapping with 'kind' and the mixer's fields")
-    if "kind" not in data:
-        from archsearch.mixers import list_mixers
+    from archsearch.mixers import list_mixers
 
-        raise ConfigError(
-            f"{prefix}.kind", allowed="a registered mixer: " + ", ".join(list_mixers())
-        )
-    try:
-        cls = get_mixer(data["kind"])
-    except ConfigError as e:
-        raise e.located(prefix=prefix) from None
-    return from_dict(cls.Config, data, prefix=prefix, skip=("kind",))
+    cfg: MixerConfig = kinded_from_dict(
+        data,
+        prefix=prefix,
+        lookup=get_mixer,
+        names=list_mixers,
+        what="mixer",
+        shape="a mapping with 'kind' and the mixer's fields",
+    )
+    return cfg
 
 
 def _block_items(data: Any) -> list[tuple[int, BlockConfig]]:

@@ -118,7 +118,7 @@ def get_family(name: str) -> Any:
 
 def family_config_from_data(data: Any, *, prefix: str = "family") -> FamilyConfig:
     """``"decoder"`` or ``{kind: perceiver_ar, ...}`` -> a validated family config."""
-    from archsearch.dataconf import from_dict
+    from archsearch.dataconf import from_dict, kinded_from_dict
 
     if isinstance(data, str):
         try:
@@ -126,16 +126,12 @@ def family_config_from_data(data: Any, *, prefix: str = "family") -> FamilyConfi
         except ConfigError as e:
             raise ConfigError(prefix, data, e.allowed) from None
         return from_dict(cls.Config, {}, prefix=prefix)
-    if not isinstance(data, dict):
-        raise ConfigError(
-            prefix, data, "a family name or a mapping {kind: ..., <the family's fields>}"
-        )
-    if "kind" not in data:
-        raise ConfigError(
-            f"{prefix}.kind", allowed="a registered family: " + ", ".join(list_families())
-        )
-    try:
-        cls = get_family(data["kind"])
-    except ConfigError as e:
-        raise e.located(prefix=prefix) from None
-    return from_dict(cls.Config, data, prefix=prefix, skip=("kind",))
+    cfg: FamilyConfig = kinded_from_dict(
+        data,
+        prefix=prefix,
+        lookup=get_family,
+        names=list_families,
+        what="family",
+        shape="a family name or a mapping {kind: ..., <the family's fields>}",
+    )
+    return cfg
