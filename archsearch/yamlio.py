@@ -19,8 +19,8 @@ def _walk(node: yaml.Node, path: tuple[Any, ...], lines: LineMap) -> Any:
         out: dict[Any, Any] = {}
         for k_node, v_node in node.value:
             key = yaml.safe_load(yaml.serialize(k_node))
-            lines[path + (key,)] = k_node.start_mark.line + 1
             out[key] = _walk(v_node, path + (key,), lines)
+            # a key's line, not its value's (a block value starts on the next line)
             lines[path + (key,)] = k_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):

@@ -166,3 +166,27 @@ def test_quickstart_writes_report(tmp_path):
     csv_text = (tmp_path / "summary.csv").read_text()
     assert "byte-softmax" in csv_text and "byte-s2attn" in csv_text
     assert len(list((tmp_path / "models").glob("*.yaml"))) == 3
+
+
+def test_counter_disagreement_is_reported_not_hidden(tmp_path, monkeypatch):
+    """If FlopCounterMode disagreed with the analytic count, build and quickstart must say so."""
+    import archsearch.profiling.counter as counter
+
+    real = counter.count_flops
+
+    def undercount(fn, *a, **k):
+        r = real(fn, *a, **k)
+        return counter.FlopReport(total=int(r.total * 0.9), by_op=r.by_op)
+
+    monkeypatch.setattr(counter, "count_flops", undercount)
+    r = runner.invoke(app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--json"])
+    c = json.loads(r.stdout)["flop_counter"]
+    assert c["counted_forward"] != c["analytic_forward_matmul_dense"]
+    assert abs(c["relative_difference"] + 0.1) < 1e-6
+    r = runner.invoke(
+        app, ["build", str(ROOT / "models" / "gpt2-small.yaml")], env={"COLUMNS": "200"}
+    )
+    assert "-10.000%" in r.stdout
+    r = runner.invoke(app, ["quickstart", "--out", str(tmp_path), "-T", "1k"])
+    assert r.exit_code == 0, r.stderr
+    assert "-10.000%" in (tmp_path / "summary.md").read_text()

@@ -111,3 +111,18 @@ def test_hybrid_cost_is_sum_of_layers():
     assert [lc.kind for lc in cost.layers] == ["sliding_window", "s2attn", "softmax"]
     assert cost.layers[1].mlp == 4 * 32 * 16 * 32  # mlp_ratio 2 -> hidden 32
     assert _count_on_meta(cfg, 32) == cost.counter_visible
+
+
+def test_gpt2_init_scales_residual_output_projections():
+    """Residual outputs (mixer.out, mlp.fc2) get std/sqrt(2·n_layers); other linears std."""
+    cfg = ModelConfig(
+        d_model=64, layers=(BlockConfig(mixer=mixer_config("softmax", n_heads=2)),) * 8
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    std, scaled = cfg.init_std, cfg.init_std / (2 * 8) ** 0.5
+    for block in model.blocks:
+        assert abs(block.mixer.out.weight.std().item() - scaled) < 0.15 * scaled
+        assert abs(block.mlp.fc2.weight.std().item() - scaled) < 0.15 * scaled
+        assert abs(block.mlp.fc1.weight.std().item() - std) < 0.15 * std
+        assert abs(block.mixer.qkv.weight.std().item() - std) < 0.15 * std
