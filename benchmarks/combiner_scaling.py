@@ -1,4 +1,4 @@
-"""How does Combiner's attention-core work grow with T (block s = row m = √T)?
+"""How does Combiner's attention-core work grow with T (block s = row m = ⌊√T⌋)?
 
 For each variant prints the fitted log-log slope of the attention-core FLOPs (forward, one
 sequence) over T = 1K..64K: the analytic dense-masked and exact counts, and FlopCounterMode on
@@ -11,7 +11,6 @@ Usage: python benchmarks/combiner_scaling.py [--time] [--d-model 64] [--heads 4]
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
@@ -27,7 +26,7 @@ VARIANTS = ["fixed", "logsparse", "axial", "mixture"]
 
 
 def config(variant: str, T: int, heads: int):  # noqa: ANN201
-    block = 128 if variant == "logsparse" else round(math.sqrt(T))  # logsparse has no block
+    block = 128 if variant == "logsparse" else "sqrt"  # ⌊√T⌋ at every T; logsparse has none
     return mixer_config("combiner", n_heads=heads, variant=variant, block_size=block)
 
 
@@ -39,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     cls = get_mixer("combiner")
     ctx = MixerContext(d_model=args.d_model)
-    print(f"torch {torch.__version__}; D = {args.d_model}, H = {args.heads}, s = m = round(√T)")
+    print(f"torch {torch.__version__}; D = {args.d_model}, H = {args.heads}, s = m = ⌊√T⌋")
     head = f"{'variant':<11}{'dense':>8}{'exact':>8}{'counter':>9}"
     print(head + ("   CPU time (s) at " + ", ".join(map(str, TIMED)) if args.time else ""))
     for variant in VARIANTS:

@@ -9,6 +9,13 @@ mean). Direct and span logits share **one** softmax per query, so the effective 
 once per span and shared by every query that uses it; for queries sharing a span the attention
 sub-matrix over that span has rank 1. Positions are 0-indexed; ``s``/``m`` are clamped to ``T``.
 
+``block_size`` is ``s`` or ``m``: a positive int, or ``"sqrt"`` for ``s = m = max(1, ⌊√T⌋)`` at
+every sequence length ``T`` (the paper's choice; O(T^1.5·D) core work at any ``T``). One helper,
+:meth:`CombinerAttention.Config.block_len`, resolves it wherever the block is needed. With
+``"sqrt"`` the block of a forward call depends on the call's length, so the output at ``i`` of a
+length-``T`` call depends on ``T`` (never on tokens after ``i``); the decoder of variant fixed
+uses the block of the length it is made for (``max_len``, else ``ctx.max_seq_len``).
+
 Variants (``variant``; official JAX code ``google-research/combiner/jax/model/layer.py``):
 
 * ``fixed`` (``_SelfAttSqrtn``), block ``s``: direct = the causal part of the query's own block;
@@ -74,6 +81,7 @@ m row length, P = n − 1 (blocks/rows that have a predecessor), c a column.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -93,6 +101,7 @@ Variant = Literal["fixed", "logsparse", "axial", "mixture"]
 Pool = Literal["max", "mean"]
 RowSummary = Literal["proj", "wsum", "wsum_proj", "none"]
 MixtureMode = Literal["joint", "average"]
+BlockSize = int | Literal["sqrt"]
 
 _DEFAULT_BLOCK = 128
 
@@ -475,12 +484,14 @@ def mixture_dots(T: int, row: int) -> tuple[int, int]:
 class FixedDecodeState:
     """What Combiner-Fixed holds between :meth:`CombinerAttention.step` calls (per layer).
 
+    ``block``: the block length s it decodes with (``block_size`` resolved for ``max_len``);
     ``k_blk``/``v_blk``: (B, H, r, d) keys/values of the open block (r < s tokens);
     ``q_pool``: (B, H, 1, d) running max (or sum, for mean pooling) of its scaled queries;
     ``k_sum``/``v_sum``: (B, H, n_done, d) pooled key and local expectation of each finished block.
     """
 
     pos: int
+    block: int
     k_blk: torch.Tensor
     v_blk: torch.Tensor
     q_pool: torch.Tensor | None
@@ -496,8 +507,9 @@ class CombinerAttention(AttentionMixer):
     class Config(AttentionConfig):
         variant: Variant = "fixed"
         """fixed | logsparse | axial (row-major) | mixture (architectures.md §5(b))"""
-        block_size: int = _DEFAULT_BLOCK
-        """block length s (fixed) or row length m (axial, mixture); cost is lowest near √T;
+        block_size: BlockSize = _DEFAULT_BLOCK
+        """block length s (fixed) or row length m (axial, mixture): an integer >= 1, or 'sqrt'
+        for max(1, ⌊√T⌋) at each sequence length T (cost is lowest near √T: O(T^1.5·D));
         logsparse has no block and keeps the default"""
         pool: Pool = "max"
         """span summary pooling of keys and queries (prefix/suffix pooling for mixture);
@@ -511,7 +523,9 @@ class CombinerAttention(AttentionMixer):
         def __post_init__(self) -> None:
             super().__post_init__()
             v = self.variant
-            require(self.block_size >= 1, "block_size", self.block_size, "an integer >= 1")
+            b = self.block_size
+            ok = b == "sqrt" or (isinstance(b, int) and not isinstance(b, bool) and b >= 1)
+            require(ok, "block_size", b, "an integer >= 1 or 'sqrt'")
             if v == "logsparse":
                 require(
                     self.block_size == _DEFAULT_BLOCK,
@@ -534,6 +548,14 @@ class CombinerAttention(AttentionMixer):
                 "the default 'joint': mixture applies to variant mixture only",
             )
 
+        def block_len(self, seq_len: int) -> int:
+            """The block length s (row length m) used for a sequence of ``seq_len`` tokens:
+            ``block_size``, or ``max(1, ⌊√seq_len⌋)`` for ``'sqrt'``. Not clamped to
+            ``seq_len`` (the kernels clamp an int block larger than T)."""
+            if isinstance(self.block_size, int):
+                return self.block_size
+            return max(1, math.isqrt(seq_len))  # "sqrt"
+
         @property
         def projected_keys(self) -> bool:
             return self.variant == "axial" and self.row_summary in ("proj", "wsum_proj")
@@ -543,8 +565,8 @@ class CombinerAttention(AttentionMixer):
         "Combiner (Ren et al. 2021): full-support attention, direct terms + span summaries in "
         "one softmax; variants fixed, logsparse, axial, mixture"
     )
-    complexity = "O(T·(s + T/s)·D); logsparse O(T·log T·D)"
-    decode_state_formula = "fixed 2·D·(s + T/s); others O(T·D)"
+    complexity = "O(T·(s + T/s)·D), O(T^1.5·D) at s = √T (block_size: sqrt); logsparse O(T·log T·D)"
+    decode_state_formula = "fixed 2·D·(s + T/s), 4·D·√T at s = √T; others O(T·D)"
     supports_decode = False  # only variant fixed decodes (init_state/step); see the report
 
     def __init__(self, cfg: Config, ctx: MixerContext) -> None:
@@ -562,21 +584,22 @@ class CombinerAttention(AttentionMixer):
         B, T, D = x_BTD.shape
         q, k, v = self._project(x_BTD)
         cfg = self.cfg
+        block = cfg.block_len(T)
         if cfg.variant == "fixed":
-            y = fixed_attention(q, k, v, cfg.block_size, cfg.pool)
+            y = fixed_attention(q, k, v, block, cfg.pool)
         elif cfg.variant == "logsparse":
             y = logsparse_attention(q, k, v, cfg.pool)
         elif cfg.variant == "axial":
             key_fn = None
             if cfg.projected_keys:
-                m = min(cfg.block_size, T)
+                m = min(block, T)
 
                 def key_fn(k_wsum: torch.Tensor | None, v_bar: torch.Tensor) -> torch.Tensor:
                     return self._summary_keys(x_BTD, m, v_bar if k_wsum is None else k_wsum)
 
-            y = axial_attention(q, k, v, cfg.block_size, cfg.row_summary, key_fn)
+            y = axial_attention(q, k, v, block, cfg.row_summary, key_fn)
         else:
-            y = mixture_attention(q, k, v, cfg.block_size, cfg.pool, cfg.mixture == "average")
+            y = mixture_attention(q, k, v, block, cfg.pool, cfg.mixture == "average")
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
     def _summary_keys(self, x_BTD: torch.Tensor, m: int, pre_BHPmd: torch.Tensor) -> torch.Tensor:
@@ -600,7 +623,9 @@ class CombinerAttention(AttentionMixer):
         max_len: int | None = None,
     ) -> FixedDecodeState:
         """Empty decoding state (variant fixed only). The state grows by one pooled key and one
-        summary per finished block, so ``max_len`` needs no pre-allocation."""
+        summary per finished block, so ``max_len`` needs no pre-allocation; it fixes the block
+        for ``block_size: sqrt`` (``⌊√max_len⌋``, or ``⌊√ctx.max_seq_len⌋`` when None), so that
+        :meth:`step` reproduces ``forward`` on sequences of ``max_len`` tokens."""
         if self.cfg.variant != "fixed":
             raise NotImplementedError(
                 f"incremental decoding is implemented for variant 'fixed' only, "
@@ -615,7 +640,8 @@ class CombinerAttention(AttentionMixer):
             dtype=dtype or p.dtype,
             device=device or p.device,
         )
-        return FixedDecodeState(0, empty, empty, None, empty, empty)
+        block = self.cfg.block_len(self.ctx.max_seq_len if max_len is None else max_len)
+        return FixedDecodeState(0, block, empty, empty, None, empty, empty)
 
     def step(
         self, x_B1D: torch.Tensor, state: FixedDecodeState
@@ -625,7 +651,7 @@ class CombinerAttention(AttentionMixer):
             raise NotImplementedError("incremental decoding is implemented for variant 'fixed'")
         B, one, D = x_B1D.shape
         assert one == 1, "step() takes one token: x of shape (B, 1, D)"
-        s, pool = self.cfg.block_size, self.cfg.pool
+        s, pool = state.block, self.cfg.pool
         q, k, v = self._project(x_B1D, state.pos)
         q = q * self.head_dim**-0.5
         k_blk = torch.cat([state.k_blk, k], dim=2)
@@ -646,7 +672,7 @@ class CombinerAttention(AttentionMixer):
             k_sum = torch.cat([k_sum, _pool(k_blk, 2, pool).unsqueeze(2)], dim=2)
             v_sum = torch.cat([v_sum, a @ v_blk], dim=2)
             k_blk, v_blk, q_pool = k_blk[:, :, :0], v_blk[:, :, :0], None
-        new = FixedDecodeState(state.pos + 1, k_blk, v_blk, q_pool, k_sum, v_sum)
+        new = FixedDecodeState(state.pos + 1, s, k_blk, v_blk, q_pool, k_sum, v_sum)
         return self.out(y.transpose(1, 2).reshape(B, 1, D)), new
 
     # ---- costs ----
@@ -654,14 +680,14 @@ class CombinerAttention(AttentionMixer):
     @classmethod
     def core_dots(cls, cfg: Config, seq_len: int) -> tuple[int, int]:
         """(exact, dense) dots per head; core FLOPs are ``2·D`` per dot."""
-        T = seq_len
+        T, block = seq_len, cfg.block_len(seq_len)
         if cfg.variant == "fixed":
-            return fixed_dots(T, cfg.block_size)
+            return fixed_dots(T, block)
         if cfg.variant == "logsparse":
             return logsparse_dots(T)
         if cfg.variant == "axial":
-            return axial_dots(T, cfg.block_size, wsum=cfg.row_summary.startswith("wsum"))
-        return mixture_dots(T, cfg.block_size)
+            return axial_dots(T, block, wsum=cfg.row_summary.startswith("wsum"))
+        return mixture_dots(T, block)
 
     @classmethod
     def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
@@ -670,7 +696,7 @@ class CombinerAttention(AttentionMixer):
         exact, dense = cls.core_dots(cfg, T)
         proj = cls.projection_flops(D, T)
         if cfg.projected_keys:
-            m = min(cfg.block_size, T)
+            m = min(cfg.block_len(T), T)
             proj += 4 * D * D * (_ceil_div(T, m) - 1) * m  # W_p and W_k2 on rows 0..n-2
         return MixerFlops(projections=proj, core_exact=2 * D * exact, core_dense=2 * D * dense)
 
@@ -685,9 +711,13 @@ class CombinerAttention(AttentionMixer):
         keys) of the open row; mixture raw K/V (column summaries re-attend whole columns), the
         left and right row summaries (k, v each) of finished rows, per-column pooled key, pooled
         query and summary, and the open row's queries (for its suffix summaries).
+
+        With ``block_size: sqrt`` the block is that of ``seq_len`` (a decoder made with
+        ``max_len = seq_len``), so the count is not monotone in ``seq_len`` (15 -> 16 changes s
+        from 3 to 4: 5 summaries become 4).
         """
         assert isinstance(cfg, cls.Config)
-        D, T, b = ctx.d_model, seq_len, cfg.block_size
+        D, T, b = ctx.d_model, seq_len, cfg.block_len(seq_len)
         done, r = divmod(T, b)
         if cfg.variant == "fixed":
             return 2 * D * (done + r) + (D if r else 0)
@@ -713,6 +743,11 @@ class CombinerAttention(AttentionMixer):
             C(n_heads=2, variant="axial", block_size=5, row_summary="wsum_proj"),
             C(n_heads=2, variant="mixture", block_size=5),
             C(n_heads=2, variant="mixture", block_size=4, pool="mean", mixture="average"),
+            # s = m = ⌊√T⌋ at every T (decoding: the block of max_len)
+            C(n_heads=2, variant="fixed", block_size="sqrt"),
+            C(n_heads=2, variant="fixed", block_size="sqrt", pool="mean"),
+            C(n_heads=2, variant="axial", block_size="sqrt"),
+            C(n_heads=2, variant="mixture", block_size="sqrt"),
         ]
 
     @classmethod
@@ -739,6 +774,9 @@ class CombinerAttention(AttentionMixer):
             *super().invalid_configs(),
             ({"variant": "routing"}, "variant"),
             ({"block_size": 0}, "block_size"),
+            ({"block_size": "cube"}, "block_size"),
+            ({"block_size": 2.5}, "block_size"),
+            ({"variant": "logsparse", "block_size": "sqrt"}, "block_size"),
             ({"pool": "sum"}, "pool"),
             ({"variant": "logsparse", "block_size": 16}, "block_size"),
             ({"variant": "axial", "pool": "mean"}, "pool"),

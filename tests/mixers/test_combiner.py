@@ -434,7 +434,7 @@ COUNTED_LENGTHS = [1024, 4096, 16384, 65536]
 
 
 def _cfg_at(variant, T):
-    block = 128 if variant == "logsparse" else round(math.sqrt(T))  # s = m = √T
+    block = 128 if variant == "logsparse" else "sqrt"  # s = m = ⌊√T⌋
     return mixer_config("combiner", n_heads=4, variant=variant, block_size=block)
 
 
@@ -497,6 +497,137 @@ def test_work_is_blocked_no_txt_tensor():
             mod(x)
         # scores are H·T·(s + n) ≈ 2·H·T^1.5 (mixture: H·T·(3n + 2m) ≈ 5·H·T^1.5), not H·T²
         assert biggest[0] <= 6 * H * T * math.sqrt(T) < H * T * T / 16, (variant, biggest[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# block_size: sqrt (s = m = max(1, ⌊√T⌋) at every T)
+
+SQRT_PARAMS = [
+    {"variant": "fixed"},
+    {"variant": "fixed", "pool": "mean"},
+    {"variant": "axial"},  # projected summary keys: W_p, LayerNorm, W_k2 on m-wide rows
+    {"variant": "axial", "row_summary": "wsum"},
+    {"variant": "mixture"},
+    {"variant": "mixture", "pool": "mean", "mixture": "average"},
+]
+SQRT_LENGTHS = [1, 2, 3, 8, 15, 16, 17, 24, 99, 1000, 4097, 65535]  # squares and non-squares
+
+
+@pytest.mark.parametrize("params", SQRT_PARAMS)
+def test_sqrt_block_costs_equal_the_explicit_isqrt_block(params):
+    cls = get_mixer("combiner")
+    ctx = MixerContext(d_model=16)
+    sqrt = mixer_config("combiner", n_heads=2, block_size="sqrt", **params)
+    for T in SQRT_LENGTHS:
+        explicit = mixer_config("combiner", n_heads=2, block_size=math.isqrt(T), **params)
+        assert sqrt.block_len(T) == math.isqrt(T), T
+        assert cls.core_dots(sqrt, T) == cls.core_dots(explicit, T), T
+        assert cls.flops(sqrt, ctx, T) == cls.flops(explicit, ctx, T), T
+        assert cls.decode_state(sqrt, ctx, T) == cls.decode_state(explicit, ctx, T), T
+    # and the block really follows T: one int block cannot match at both lengths
+    fixed_99 = mixer_config("combiner", n_heads=2, block_size=9, **params)
+    assert cls.flops(sqrt, ctx, 99) == cls.flops(fixed_99, ctx, 99)
+    assert cls.flops(sqrt, ctx, 4097) != cls.flops(fixed_99, ctx, 4097)
+
+
+@pytest.mark.parametrize("rope", [False, True])
+@pytest.mark.parametrize("params", SQRT_PARAMS + [{"variant": "axial", "row_summary": "wsum_proj"}])
+def test_sqrt_forward_equals_the_explicit_isqrt_block(params, rope):
+    x_all = torch.randn(2, 50, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    sqrt = mixer_config("combiner", n_heads=2, block_size="sqrt", **params)
+    for T in [1, 3, 7, 16, 23, 50]:
+        explicit = mixer_config("combiner", n_heads=2, block_size=math.isqrt(T), **params)
+        a, b = _pair(sqrt, explicit, rope)  # same weights
+        x = x_all[:, :T]
+        torch.testing.assert_close(a(x), b(x), rtol=0, atol=0, msg=f"T={T}")
+
+
+def test_sqrt_fixed_core_flops_grow_as_t_to_the_1_5():
+    cls = get_mixer("combiner")
+    ctx = MixerContext(d_model=64)
+    Ts = [2**p for p in range(10, 21)]  # 1K .. 1M
+    sqrt = mixer_config("combiner", variant="fixed", block_size="sqrt")
+    flops = [cls.flops(sqrt, ctx, T) for T in Ts]
+    for kind in ("core_dense", "core_exact"):
+        slope = loglog_slope(Ts, [getattr(f, kind) for f in flops])
+        assert abs(slope - 1.5) < 0.05, (kind, slope)
+    # a fixed block is quadratic once T/s dominates s: ≈ 2 at large T, far from 1.5 overall
+    fixed = mixer_config("combiner", variant="fixed", block_size=32)
+    flops = [cls.flops(fixed, ctx, T) for T in Ts]
+    for kind in ("core_dense", "core_exact"):
+        ys = [getattr(f, kind) for f in flops]
+        assert abs(loglog_slope(Ts[4:], ys[4:]) - 2) < 0.05, kind  # T = 16K .. 1M
+        assert loglog_slope(Ts, ys) > 1.8, kind
+
+
+def _held(state):
+    parts = (state.k_blk, state.v_blk, state.q_pool, state.k_sum, state.v_sum)
+    return sum(z.numel() for z in parts if z is not None)
+
+
+@pytest.mark.parametrize(("pool", "rope"), [("max", True), ("mean", False)])
+@pytest.mark.parametrize("T", [1, 6, 23, 41])
+def test_sqrt_fixed_decoding_uses_the_block_of_max_len(pool, rope, T):
+    D = 16
+    torch.manual_seed(0)
+    cfg = mixer_config("combiner", n_heads=2, variant="fixed", block_size="sqrt", pool=pool)
+    ctx = MixerContext(d_model=D, rope=rope)
+    cls = get_mixer("combiner")
+    mod = build_mixer(cfg, ctx).double()
+    x = torch.randn(2, T, D, dtype=torch.float64)
+    full = mod(x)  # s = ⌊√T⌋
+    s = math.isqrt(T)
+    state = mod.init_state(2, max_len=T)
+    assert state.block == s
+    for t in range(T):
+        y, state = mod.step(x[:, t : t + 1], state)
+        torch.testing.assert_close(y, full[:, t : t + 1], rtol=1e-12, atol=1e-12)
+        explicit = cfg.replace(block_size=s)  # the state mid-way is that of the block ⌊√T⌋
+        assert _held(state) == 2 * cls.decode_state(explicit, ctx, t + 1)
+    assert _held(state) == 2 * cls.decode_state(cfg, ctx, T)  # the conformance contract
+    assert state.k_sum.shape[2] == T // s and state.k_blk.shape[2] == T % s
+
+
+def test_sqrt_fixed_decoding_without_max_len_uses_ctx_max_seq_len():
+    D, L, T = 16, 30, 23  # s = ⌊√30⌋ = 5, not ⌊√23⌋ = 4
+    torch.manual_seed(0)
+    cfg = mixer_config("combiner", n_heads=2, variant="fixed", block_size="sqrt")
+    mod = build_mixer(cfg, MixerContext(d_model=D, max_seq_len=L)).double()
+    x = torch.randn(2, L, D, dtype=torch.float64)
+    want = mod(x)[:, :T]  # the first T outputs of a max_seq_len-long sequence
+    state = mod.init_state(2)
+    assert state.block == 5
+    got = []
+    for t in range(T):
+        y, state = mod.step(x[:, t : t + 1], state)
+        got.append(y)
+    torch.testing.assert_close(torch.cat(got, dim=1), want, rtol=1e-12, atol=1e-12)
+    # a length-T forward uses s = 4: a different function of the same prefix
+    assert not torch.allclose(mod(x[:, :T]), want)
+
+
+def test_sqrt_config_errors_are_one_line_and_name_the_field():
+    from archsearch.dataconf import from_dict
+    from archsearch.errors import ConfigError
+
+    C = get_mixer("combiner").Config
+    assert from_dict(C, {"block_size": "sqrt"}).block_size == "sqrt"
+    for fields in (
+        {"block_size": "cube"},
+        {"block_size": 0},
+        {"block_size": 2.5},
+        {"block_size": True},
+        {"variant": "logsparse", "block_size": "sqrt"},
+    ):
+        with pytest.raises(ConfigError) as info:
+            from_dict(C, fields, prefix="mixer")
+        msg = str(info.value)
+        assert info.value.field == "mixer.block_size" and "\n" not in msg, msg
+        assert repr(fields["block_size"]) in msg, msg
+        assert "sqrt" in msg or "logsparse" in msg, msg
+    for bad in ("cube", 0, 2.5, True):  # built in Python, past the YAML type check
+        with pytest.raises(ConfigError, match="an integer >= 1 or 'sqrt'"):
+            C(block_size=bad)
 
 
 # ---------------------------------------------------------------------------------------------
