@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-import platform
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -20,37 +18,6 @@ from archsearch.cli import app
 from archsearch.cli._common import echo_json, parse_length, si, user_errors
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "defaults"
-
-
-def environment() -> dict[str, Any]:
-    import subprocess
-
-    import torch
-
-    from archsearch import __version__
-
-    try:
-        sha = (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                capture_output=True,
-                text=True,
-                cwd=Path(__file__).resolve().parent,
-                timeout=5,
-                check=False,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        sha = None
-    return {
-        "archsearch": __version__,
-        "git_sha": sha,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-    }
 
 
 @app.command("quickstart")
@@ -66,6 +33,7 @@ def quickstart_cmd(
 
     from archsearch.cli.build import summarize
     from archsearch.model.config import dump_model_config, load_model_config
+    from archsearch.profiling.env import environment
 
     T = parse_length(seq_len)
     out.mkdir(parents=True, exist_ok=True)

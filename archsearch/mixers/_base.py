@@ -157,6 +157,15 @@ class TokenMixer(nn.Module, abc.ABC):
         """Numbers held by this layer when generating token ``seq_len`` (per sequence)."""
 
     @classmethod
+    def flop_exponent(cls, cfg: MixerConfig) -> float:
+        """The theory's exponent ``e`` in forward FLOPs ∝ T^e as T grows at fixed settings.
+
+        The reference slope of ``archsearch scale`` plots; the fitted slope of the counted FLOPs
+        is checked against it. Linear (1.0) unless a mixer says otherwise; T·log T counts as 1.
+        """
+        return 1.0
+
+    @classmethod
     def layer_info(cls, cfg: MixerConfig, ctx: MixerContext) -> dict[str, Any]:
         """Settings derived from the layer's place in the stack (e.g. HSM's shift), for reports.
 

@@ -678,6 +678,14 @@ class CombinerAttention(AttentionMixer):
     # ---- costs ----
 
     @classmethod
+    def flop_exponent(cls, cfg: MixerConfig) -> float:
+        """logsparse T·log T (1); a block that grows as √T gives T^1.5; a fixed block T²/s (2)."""
+        assert isinstance(cfg, cls.Config)
+        if cfg.variant == "logsparse":
+            return 1.0
+        return 1.5 if cfg.block_size == "sqrt" else 2.0
+
+    @classmethod
     def core_dots(cls, cfg: Config, seq_len: int) -> tuple[int, int]:
         """(exact, dense) dots per head; core FLOPs are ``2·D`` per dot."""
         T, block = seq_len, cfg.block_len(seq_len)

@@ -35,6 +35,10 @@ class SoftmaxAttention(AttentionMixer):
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
+    @classmethod
+    def flop_exponent(cls, cfg: MixerConfig) -> float:
+        return 2.0
+
     def init_state(
         self,
         batch: int,

@@ -316,6 +316,10 @@ class _ContextLatentLM(LanguageModel):
     )
     residual_out_suffixes = ("attn.out", "mlp.fc2")
 
+    @classmethod
+    def flop_exponent(cls, cfg: ModelConfig) -> float:
+        return 2.0  # the context attends itself (h², or h·s with s = h/n): quadratic in T
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self._build_embeddings(cfg)

@@ -271,6 +271,10 @@ class PerceiverAR(LanguageModel):
     )
     residual_out_suffixes = ("mixer.out", "mlp.fc2", "cross.out")
 
+    @classmethod
+    def flop_exponent(cls, cfg: ModelConfig) -> float:
+        return 1.0  # the cross layer is linear in M; the latent stack runs over N rows, fixed
+
     cfg: ModelConfig
 
     def __init__(self, cfg: ModelConfig) -> None:

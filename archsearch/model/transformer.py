@@ -221,6 +221,12 @@ class LanguageModel(nn.Module, abc.ABC):
     # ---- costs and conformance hooks ----
 
     @classmethod
+    def flop_exponent(cls, cfg: ModelConfig) -> float:
+        """The theory's exponent ``e`` in forward FLOPs ∝ T^e as the window T grows at fixed
+        settings (the reference slope of ``archsearch scale``): here the steepest layer's."""
+        return max(get_mixer(b.mixer.kind).flop_exponent(b.mixer) for b in cfg.layers)
+
+    @classmethod
     @abc.abstractmethod
     def cost(cls, cfg: ModelConfig, seq_len: int) -> ModelCost:
         """Per-layer analytic FLOPs and decode state for one window of ``seq_len`` tokens."""
