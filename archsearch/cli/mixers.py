@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any
 
@@ -12,14 +13,26 @@ from archsearch.cli import app
 from archsearch.cli._common import echo_json, user_errors
 
 
+def _options(tp: Any) -> list[Any] | None:
+    """The allowed values of a ``Literal`` (``int | Literal[...]`` lists "int" first)."""
+    if typing.get_origin(tp) is typing.Literal:
+        return list(typing.get_args(tp))
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        parts = [_options(a) or [getattr(a, "__name__", str(a))] for a in typing.get_args(tp)]
+        if any(typing.get_origin(a) is typing.Literal for a in typing.get_args(tp)):
+            return [v for p in parts for v in p]
+    return None
+
+
 def _choices(config_cls: type) -> dict[str, list[Any]]:
-    """The allowed values of each ``Literal`` field."""
+    """The allowed values of each field whose type is (or includes) a ``Literal``."""
     hints = typing.get_type_hints(config_cls)
-    return {
-        f.name: list(typing.get_args(hints[f.name]))
-        for f in dataclasses.fields(config_cls)
-        if typing.get_origin(hints[f.name]) is typing.Literal
-    }
+    out = {}
+    for f in dataclasses.fields(config_cls):
+        opts = _options(hints[f.name])
+        if opts is not None:
+            out[f.name] = opts
+    return out
 
 
 def mixer_rows() -> list[dict[str, Any]]:
