@@ -87,13 +87,29 @@ def test_three_counters_agree_on_every_mixer(case: MixerCase):
     assert c.analytic.exact <= c.analytic.dense
 
 
+def _mixing_cases() -> list[MixerCase]:
+    return [
+        c
+        for c in mixer_cases()
+        if c.seq_len == LENGTHS[0] and get_mixer(c.kind).flops(c.cfg, c.ctx, 1).elementwise
+    ]
+
+
+@pytest.mark.parametrize("case", _mixing_cases(), ids=lambda c: c.id)
+def test_elementwise_mixing_is_counted_exactly(case: MixerCase):
+    # within 1% would hide a wrong elementwise rule next to a projection; the counts are exact
+    c = compare_mixer_flops(case.cfg, case.ctx, case.seq_len, backward=False)
+    assert c.counters["fcm"].flops == c.counters["fvcore"].flops == c.analytic.dense
+    assert c.counters["fcm_matmul"].flops == c.analytic.matmul < c.analytic.dense
+
+
 @pytest.mark.parametrize(
     ("kind", "index"),
     [(k, i) for k in list_families() for i in range(len(get_family(k).example_configs()))],
 )
 def test_three_counters_agree_on_every_family_example(kind: str, index: int):
     cfg, T = get_family(kind).example_configs()[index]
-    _assert_agree(compare_flops(cfg, T))
+    _assert_agree(compare_flops(cfg, T, batch=2))  # batch 2: every count scales with it
 
 
 def _softmax_model(layers: int = 2) -> ModelConfig:
