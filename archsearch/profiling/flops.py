@@ -28,13 +28,14 @@ mixer modules differ from their formula, and the largest uncounted ops.
 matmul of the same size) and 2.5 for a fused SDPA kernel (its backward recomputes QKᵀ, then dP,
 dV, dQ, dK: 5 matmuls against the forward's 2; ``_sdpa_bwd`` in counter.py counts
 ``3·dq + 2·dv`` per pair against ``dq + dv``). What legitimately differs from "training = 3 ×
-forward": (1) on the meta device (and on CPU with a float mask) SDPA runs its math fallback, which
-FlopCounterMode sees as ``bmm``s: 2 forward, 4 backward, so 2×, not 2.5×; the counter follows
-whatever kernel runs; (2) a matmul whose operands do not need gradients gets fewer backward
-matmuls (a mixer's input, if it does not require grad: the mixer comparison makes its input
-require grad, as an activation inside a model does); (3) the elementwise mixing is outside a
-matmul-level count, forward and backward, so ``fcm_fwd_bwd`` is ``3 ×`` the matmul-visible
-forward, not ``3 ×`` the convention's forward.
+forward": (1) on the meta device SDPA runs its math fallback (on CPU tensors, masked or causal,
+the fused ``_scaled_dot_product_flash_attention_for_cpu``), which FlopCounterMode sees as
+``bmm``s: 2 forward, 4 backward, so 2×, not 2.5×; the counter follows whatever kernel runs;
+(2) a matmul whose operands do not need gradients gets fewer backward matmuls (a mixer's input,
+if it does not require grad: the mixer comparison makes its input require grad, as an
+activation inside a model does); (3) the elementwise mixing is outside a matmul-level count,
+forward and backward, so ``fcm_fwd_bwd`` is ``3 ×`` the matmul-visible forward, not ``3 ×``
+the convention's forward.
 """
 
 from __future__ import annotations

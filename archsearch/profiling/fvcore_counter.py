@@ -1,14 +1,15 @@
 """fvcore ``FlopCountAnalysis``, with handles for every op our models use, converted to FLOPs.
 
 fvcore traces the module with the JIT tracer (``torch.jit._get_trace_graph``) and applies one
-handle per ``aten::`` node. Tracing works on the ``meta`` device: shapes propagate, nothing is
-allocated, so any length can be counted in well under a second. As shipped it has four problems
-for our models (measurement.md §1):
+handle per ``aten::`` node; it sees the forward pass only. Tracing works on the ``meta`` device:
+shapes propagate and nothing is allocated, so any length counts in a fraction of a second (longer
+where a kernel loops in Python over traced sizes: ECP's segment loop at 1M tokens takes ~3 s).
+As shipped it has four problems for our models (measurement.md §1):
 
 * it reports **MACs** (one per multiply-add), not FLOPs;
 * ``aten::scaled_dot_product_attention`` has no handle: the attention core, the T² term of
   softmax attention, counts 0 (an "unsupported operator" log line);
-* elementwise mixing (HSM's ``a ⊙ u_t + b ⊙ u_{t−d}``) counts 0, while its norms count
+* elementwise mixing (HSM's ``a ⊙ u_t + b ⊙ u_{t−d}``) counts 0, while norms count
   ``5·numel`` MACs (``layer_norm``), which our convention leaves out;
 * its ``matmul`` handle computes ``numel(A)·B[-1]``, which is wrong when B has batch dimensions A
   broadcasts over (12× too low for ``(5, 8) @ (3, 4, 8, 6)``), and fails on a 1-D operand; its
