@@ -168,7 +168,8 @@ def sliding_window_attention(
     W = window
     if T <= W:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    n, r = divmod(T, W)
+    # // and %, not divmod: under JIT tracing (fvcore) sizes are 0-d tensors, which lack divmod
+    n, r = T // W, T % W
     outs = [F.scaled_dot_product_attention(q[:, :, :W], k[:, :, :W], v[:, :, :W], is_causal=True)]
     if n > 1:
         qb = q[:, :, W : n * W].reshape(B, h * (n - 1), W, d)

@@ -212,7 +212,7 @@ def fixed_dots(T: int, block: int) -> tuple[int, int]:
 
 def logsparse_levels(T: int) -> int:
     """K = ⌈log2 T⌉: levels 0..K-1 cover every position < T (0 for T = 1)."""
-    return (T - 1).bit_length()
+    return (int(T) - 1).bit_length()  # int(): a 0-d tensor under JIT tracing (fvcore)
 
 
 def logsparse_spans(i: int) -> list[tuple[int, int]]:
