@@ -25,12 +25,13 @@ What the estimate models: every tensor an ATen op returns (views share their sto
 as Python or autograd holds it; the CUDA caching allocator's rounding of each allocation to 512-byte
 blocks (``device="cuda"``); the optimizer implementation torch picks on that device (AdamW
 ``foreach`` on CUDA, per parameter on CPU). What it does not model: buffers allocated *inside* one
-kernel (flash-attention backward accumulators, cuBLAS/cuBLASLt workspaces, which CUDA allocates
-through the caching allocator and keeps), allocator fragmentation and cached-but-free blocks
-(``max_memory_reserved``), the CUDA context, and any difference between the CPU kernels' choices and
-the GPU's (SDPA backend, its saved log-sum-exp layout, GEMM algorithms). It also counts the
-optimizer's step counters as device tensors; torch keeps them on the CPU. Treat it as an estimate
-of ``max_memory_allocated``, labelled with the attention kernels it saw.
+kernel (flash-attention backward accumulators; cuBLAS/cuBLASLt workspaces, allocated once per
+process through the caching allocator, which :func:`measure_memory` leaves out as well), allocator
+fragmentation and cached-but-free blocks (``max_memory_reserved``), the CUDA context, and any
+difference between the CPU kernels' choices and the GPU's (SDPA backend, its saved log-sum-exp
+layout, GEMM algorithms). It also counts the optimizer's step counters as device tensors; torch
+keeps them on the CPU. Treat it as an estimate of ``max_memory_allocated``, labelled with the
+attention kernels it saw.
 """
 
 from __future__ import annotations
@@ -179,11 +180,28 @@ class _LiveCounter:
 
 
 class _CudaCounter:
-    """The caching allocator's statistics, less ``base`` (what was allocated beforehand)."""
+    """The caching allocator's statistics, counted from ``base``: what was allocated when
+    :meth:`start` ran (after cuBLAS made its workspaces, so those are left out)."""
 
-    def __init__(self, device: torch.device, base: int) -> None:
+    def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
         self.device = device
-        self.base = base
+        self.dtype = dtype
+        self.base = 0
+
+    def start(self) -> None:
+        self.clean()
+        # a matmul and a biased linear (cuBLASLt): their workspaces live as long as the process
+        a = torch.ones(8, 8, device=self.device, dtype=self.dtype)
+        torch.nn.functional.linear(a, a, a[0]).sum().item()
+        (a @ a).sum().item()
+        del a
+        self.clean()
+        self.base = torch.cuda.memory_allocated(self.device)
+
+    def clean(self) -> None:
+        gc.collect()
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()
 
     def current(self) -> int:
         torch.cuda.synchronize(self.device)
@@ -196,6 +214,14 @@ class _CudaCounter:
     def reset_peak(self) -> None:
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
+
+
+class _DeviceCounter(_Counter, Protocol):
+    """A :class:`_Counter` for a real device: ``start`` fixes the zero, ``clean`` frees caches."""
+
+    def start(self) -> None: ...
+
+    def clean(self) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,11 +424,13 @@ def measure_memory(
     :func:`estimate_memory` (inference forward, steady-state training step, activations from
     ``memory_allocated`` before/after the forward).
 
-    Bytes are counted from what the process had allocated on the device before the call (so
-    earlier tensors do not count; a cuBLAS workspace made here does). Synchronizes and empties
-    the cache before and after. A ``torch.cuda.OutOfMemoryError``
-    propagates (the caller records the point as infeasible), after the memory is freed. On other
-    devices nothing is measured: the peaks are None (parameter and decode bytes still given).
+    Bytes are counted from what the process had allocated on the device before the call, after one
+    small matmul has made cuBLAS/cuBLASLt allocate their workspaces (kept for the process's life;
+    the estimate leaves them out too). So the numbers are the model's own and do not depend on what
+    ran before. Synchronizes and empties the cache before and after. A
+    ``torch.cuda.OutOfMemoryError`` propagates (the caller records the point as infeasible), after
+    the memory is freed. On other devices nothing is measured: the peaks are None (parameter and
+    decode bytes still given).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
@@ -415,36 +443,42 @@ def measure_memory(
         return _result(
             method, cfg, seq_len, batch, dtype, optimizer, None, decode, param_bytes(meta)
         )
+    return _measure(cfg, seq_len, batch, dtype, optimizer, dev, _CudaCounter(dev, dtype))
+
+
+def _measure(
+    cfg: ModelConfig,
+    seq_len: int,
+    batch: int,
+    dtype: torch.dtype,
+    optimizer: str,
+    dev: torch.device,
+    counter: _DeviceCounter,
+) -> MemoryResult:
+    """:func:`measure_memory` on ``dev`` with the bytes from ``counter`` (tests pass a CPU one)."""
     model: nn.Module | None = None
     opt: Any = None
     idx: torch.Tensor | None = None
-    _cuda_clean(dev)
-    base = torch.cuda.memory_allocated(dev)
+    counter.start()
     try:
         model = build_in_dtype(cfg, dtype, dev)
         gen = torch.Generator(device=dev).manual_seed(0)
         idx = torch.randint(0, cfg.vocab_size, (batch, seq_len), device=dev, generator=gen)
-        opt = make_optimizer(optimizer, model.parameters(), foreach=True)
-        _cuda_clean(dev)
-        names = LiveBytes()  # only for the attention kernel names; bytes come from the allocator
+        opt = make_optimizer(optimizer, model.parameters(), foreach=dev.type == "cuda")
+        counter.clean()
+        names = LiveBytes()  # only for the attention kernel names; bytes come from the counter
         with names:
-            peaks = _profile(model, idx, opt, _CudaCounter(dev, base))
+            peaks = _profile(model, idx, opt, counter)
         peaks.attention_kernels = sorted(names.attention_kernels)
         decode = decode_state_bytes(model, cfg, seq_len, batch, dtype)
     except torch.cuda.OutOfMemoryError as e:
         # the traceback's frames hold the activations: clear them so the memory can be freed
         traceback.clear_frames(e.__traceback__)
         model = opt = idx = None
-        _cuda_clean(dev)
+        counter.clean()
         raise
     finally:
         model = opt = idx = None
-        _cuda_clean(dev)
-    method = "measured (CUDA max_memory_allocated)"
+        counter.clean()
+    method = f"measured ({dev.type.upper()} max_memory_allocated)"
     return _result(method, cfg, seq_len, batch, dtype, optimizer, peaks, decode)
-
-
-def _cuda_clean(device: torch.device) -> None:
-    gc.collect()
-    torch.cuda.synchronize(device)
-    torch.cuda.empty_cache()
