@@ -1,1 +1,2 @@
-"""Measuring cost: FLOP counting (and, in later issues, memory and latency)."""
+"""Measuring cost: FLOP counting (``counter``), peak memory estimated without a GPU or measured on
+CUDA (``memory``), latency (``timing``), and growth with the sequence length (``scaling``)."""
