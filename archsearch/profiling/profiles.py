@@ -48,8 +48,6 @@ class Profile:
     time_budget_s: float = 30.0
     """longest predicted time for one timed call (from the previous length, scaled by its
     FLOPs); longer lengths are skipped and recorded as such"""
-    decode_tokens: int = 8
-    """tokens decoded (after the window is filled) for the per-token decode latency"""
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
@@ -66,7 +64,6 @@ class Profile:
             "an integer >= 1 or null",
         )
         require(self.time_budget_s > 0, "time_budget_s", self.time_budget_s, "a positive number")
-        require(self.decode_tokens >= 1, "decode_tokens", self.decode_tokens, "an integer >= 1")
 
     @property
     def torch_dtype(self) -> Any:

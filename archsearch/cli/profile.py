@@ -1,0 +1,323 @@
+"""``archsearch profile`` and ``archsearch scale``: FLOPs, memory and latency of variants."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from archsearch.cli import app
+from archsearch.cli._common import echo_json, parse_length, si, user_errors
+
+PROFILE_HELP = "Measurement preset: a YAML path or a shipped name (cpu, h100-bf16, a100-bf16)."
+
+
+def parse_lengths(texts: list[str]) -> list[int]:
+    """``["1k,2k", "4096"]`` -> ``[1024, 2048, 4096]`` (sorted, unique)."""
+    out = {parse_length(t) for text in texts for t in text.split(",") if t.strip()}
+    return sorted(out)
+
+
+def _setup(models: list[Path], profile: str, metrics: str) -> tuple[Any, Any, set[str]]:
+    from archsearch.profiling.profiles import check_device, load_profile, resolve_profile_path
+    from archsearch.profiling.runner import load_variants, parse_metrics
+
+    prof = load_profile(profile)
+    check_device(prof, source=str(resolve_profile_path(profile)))
+    return prof, load_variants(models), parse_metrics(metrics)
+
+
+def _bytes(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return "-"
+    for unit, f in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= f:
+            return f"{n / f:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def _ms(t: dict[str, Any] | None) -> str:
+    if not t:
+        return "-"
+    return (
+        f"{t['median_ms']:.3g} ms (IQR {t['iqr_ms']:.2g}, min {t['min_ms']:.3g}, "
+        f"CV {100 * t['cv']:.1f}%)"
+    )
+
+
+def print_point(pt: Any, prof: Any) -> None:
+    """A rich table per variant and length."""
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    if pt.status != "ok":
+        con.print(
+            f"[bold]{pt.variant}[/bold] at T = {pt.seq_len:,}: [red]skipped[/red]: {pt.row['note']}"
+        )
+        return
+    r = pt.row
+    t = Table(
+        title=f"{pt.variant} at T = {pt.seq_len:,} ({prof.name}: {prof.device}, "
+        f"{prof.dtype}, batch {prof.batch_size})",
+        show_header=True,
+    )
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_column("notes", overflow="fold")
+    t.add_row("parameters", f"{r['params']:,}", f"{r['params_non_embedding']:,} non-embedding")
+    t.add_row(
+        "forward FLOPs, analytic exact",
+        si(r["flops_fwd_exact"], "FLOP"),
+        "unmasked pairs only; per sequence",
+    )
+    t.add_row(
+        "forward FLOPs, analytic dense",
+        si(r["flops_fwd_dense"], "FLOP"),
+        "as computed (masked blocks in full)",
+    )
+    f = pt.details.get("flops")
+    if f:
+        _flop_rows(t, f, r)
+    me = pt.details.get("memory_estimate")
+    if me:
+        t.add_row("memory: parameters", _bytes(me["params_bytes"]), prof.dtype)
+        t.add_row("memory: inference peak", _bytes(me["inference_peak_bytes"]), me["method"])
+        t.add_row(
+            "memory: training-step peak",
+            _bytes(me["training_peak_bytes"]),
+            "forward + backward + AdamW, steady state",
+        )
+        t.add_row("memory: activations", _bytes(me["activation_bytes"]), "kept for backward")
+        if me.get("decode_state_bytes") is not None:
+            t.add_row(
+                "decode state",
+                _bytes(me["decode_state_bytes"]),
+                f"{_bytes(me['decode_state_bytes_per_token'])} per token",
+            )
+    mm = pt.details.get("memory_measured")
+    if mm:
+        t.add_row(
+            "memory: inference peak (measured)", _bytes(mm["inference_peak_bytes"]), mm["method"]
+        )
+        t.add_row(
+            "memory: training peak (measured)",
+            _bytes(mm["training_peak_bytes"]),
+            f"estimate error {100 * r['mem_estimate_error']:+.1f}%",
+        )
+    elif r.get("mem_measured_status"):
+        t.add_row("memory (measured)", "-", r["mem_measured_status"])
+    lat = pt.details.get("latency")
+    if lat:
+        t.add_row("latency: forward", _ms(lat.get("forward")), _rate(r, "fwd"))
+        t.add_row("latency: training step", _ms(lat.get("train_step")), _rate(r, "train"))
+        t.add_row(
+            "latency: decode per token",
+            _ms(lat.get("decode_per_token")),
+            "" if lat.get("decode_per_token") else "no incremental decoding",
+        )
+        t.add_row("threads", str(lat.get("threads")), "")
+    elif r.get("latency_status"):
+        t.add_row("latency", "-", r["latency_status"])
+    con.print(t)
+    if pt.uncounted:
+        u = Table(title="ops a FLOP counter gave 0 (FCM = FlopCounterMode)")
+        for col in ("op", "counted 0 by", "calls", "elements", "why"):
+            u.add_column(
+                col, justify="right" if col in ("calls", "elements") else "left", overflow="fold"
+            )
+        for op in sorted(pt.uncounted):
+            w = pt.uncounted[op]
+            u.add_row(
+                op,
+                "; ".join(w["counters"]),
+                str(w["calls"]),
+                "-" if w["elements"] is None else si(w["elements"]),
+                w["why"],
+            )
+        con.print(u)
+    for w in pt.warnings:
+        con.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _flop_rows(t: Any, f: dict[str, Any], r: dict[str, Any]) -> None:
+    """One row per counter, with its agreement (or the reason it differs)."""
+    for c in f["counters"].values():
+        if c["flops"] is None:
+            t.add_row(c["tool"], "-", f"[red]could not run[/red]: {c['error']}")
+            continue
+        diff = 100 * (c["rel_diff"] or 0.0)
+        if not c["checked"]:
+            mark = "[dim]for information[/dim]"
+        else:
+            mark = "[green]agrees[/green]" if c["ok"] else "[red]differs[/red]"
+        note = f"{mark} {diff:+.3f}% vs {c['reference_name']} ({si(c['reference'])})"
+        if c["reason"] and c["checked"]:
+            note += f"; {c['reason']}"
+        t.add_row(c["tool"], si(c["flops"], "FLOP"), note)
+    missed = f.get("missed_by_fvcore_default")
+    if missed:
+        ops = ", ".join(f"{op} {si(n)}" for op, n in f["missed_by_fvcore_default_by_op"].items())
+        t.add_row(
+            "missed by fvcore as shipped",
+            si(missed, "FLOP"),
+            f"{100 * missed / max(1, r['flops_fwd_dense']):.1f}% of the forward: {ops}",
+        )
+
+
+def _rate(r: dict[str, Any], key: str) -> str:
+    if f"{key}_tflops" not in r:
+        return ""
+    s = f"{r[f'{key}_tflops']:.3g} TFLOP/s achieved (exact FLOPs)"
+    if f"{key}_mfu" in r:
+        s += f", MFU {100 * r[f'{key}_mfu']:.1f}%"
+    return s
+
+
+@app.command("profile")
+@user_errors
+def profile_cmd(
+    models: list[Path] = typer.Argument(..., help="Model config YAML(s)."),
+    profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
+    seq_len: list[str] = typer.Option(
+        None, "--seq-len", "-T", help="Length(s), e.g. 4k or 1k,4k; default each max_seq_len."
+    ),
+    metrics: str = typer.Option("flops,memory,latency", "--metrics", help="What to measure."),
+    fvcore: bool = typer.Option(True, "--fvcore/--no-fvcore", help="Also count with fvcore."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    csv_path: Path = typer.Option(None, "--csv", help="Also write one CSV row per variant/T."),
+) -> None:
+    """Parameters, FLOPs (three ways, reconciled), memory and latency of each variant."""
+    from archsearch.profiling.env import environment
+    from archsearch.profiling.report import write_csv
+    from archsearch.profiling.runner import LatencyBudget, profile_point
+
+    prof, variants, mets = _setup(models, profile, metrics)
+    lengths = parse_lengths(seq_len) if seq_len else None
+    points = []
+    for v in variants:
+        budget = LatencyBudget()
+        for T in lengths or [v.cfg.max_seq_len]:
+            pt = profile_point(v, T, prof, mets, fvcore=fvcore, budget=budget)
+            points.append(pt)
+            if not as_json:
+                print_point(pt, prof)
+    if csv_path is not None:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(points, csv_path)
+    if as_json:
+        echo_json(
+            {
+                "environment": environment(prof.device),
+                "profile": prof.to_dict(),
+                "points": [
+                    {
+                        "variant": p.variant,
+                        "seq_len": p.seq_len,
+                        "status": p.status,
+                        "row": p.row,
+                        "details": p.details,
+                        "warnings": p.warnings,
+                    }
+                    for p in points
+                ],
+            }
+        )
+    elif csv_path is not None:
+        typer.echo(f"wrote {csv_path}")
+
+
+@app.command("scale")
+@user_errors
+def scale_cmd(
+    models: list[Path] = typer.Argument(..., help="Model config YAML(s), one line each."),
+    lengths: str = typer.Option(
+        "1k,2k,4k,8k,16k,32k,64k,128k,256k,512k,1m",
+        "--lengths",
+        "-L",
+        help="Comma-separated lengths (k = 1024, m = 1048576).",
+    ),
+    metrics: str = typer.Option("flops,memory", "--metrics", help="flops, memory, latency."),
+    profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
+    out: Path = typer.Option(Path("runs/scale"), "--out", "-o", help="Output folder."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing report in --out."),
+    fvcore: bool = typer.Option(False, "--fvcore/--no-fvcore", help="Also count with fvcore."),
+    as_json: bool = typer.Option(False, "--json", help="Print the fitted exponents as JSON."),
+) -> None:
+    """Sweep T for each variant: scaling.csv, log-log plots, fitted exponents, summary.md."""
+    from rich import progress as rp
+    from rich.console import Console
+
+    from archsearch.errors import ConfigError
+    from archsearch.profiling.env import environment
+    from archsearch.profiling.report import write_report
+    from archsearch.profiling.runner import LatencyBudget, profile_point
+
+    prof, variants, mets = _setup(models, profile, metrics)
+    Ts = parse_lengths([lengths])
+    if (out / "scaling.csv").exists() and not force:
+        raise ConfigError(
+            "--out", str(out), "a folder without a report (pass --force to overwrite it)"
+        )
+    points = []
+    con = Console(stderr=True)
+    columns = (
+        rp.TextColumn("{task.description}"),
+        rp.BarColumn(),
+        rp.MofNCompleteColumn(),
+        rp.TimeElapsedColumn(),
+    )
+    with rp.Progress(*columns, console=con, transient=as_json) as bar:
+        task = bar.add_task("scaling", total=len(variants) * len(Ts))
+        for v in variants:
+            budget = LatencyBudget()
+            for T in Ts:
+                bar.update(task, description=f"{v.name} T={T:,}")
+                pt = profile_point(v, T, prof, mets, fvcore=fvcore, budget=budget)
+                points.append(pt)
+                if pt.status != "ok":
+                    con.print(f"[yellow]skipped[/yellow] {v.name} at T = {T:,}: {pt.row['note']}")
+                bar.advance(task)
+    order = [m for m in ("flops", "memory", "latency") if m in mets]
+    if "flops" in order:
+        order.insert(1, "mixing")  # token-mixing FLOPs: the term the theory's exponent is about
+    command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    res = write_report(
+        out,
+        points,
+        [v.name for v in variants],
+        order,
+        environment(prof.device),
+        prof.to_dict(),
+        command,
+    )
+    if as_json:
+        echo_json(res)
+        return
+    _print_fits(res["fits"])
+    typer.echo(
+        f"wrote {out}/summary.md, scaling.csv, exponents.csv, env.json, "
+        + ", ".join(res["plots"].values())
+    )
+
+
+def _print_fits(fits: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="fitted exponents (upper half of the lengths)")
+    for c in ("variant", "metric", "fitted", "theory", "over T"):
+        t.add_column(c, justify="left" if c in ("variant", "metric") else "right")
+    for f in fits:
+        fe = f["fitted_exponent"]
+        t.add_row(
+            f["variant"],
+            f["metric"],
+            "-" if fe is None else f"{fe:.3f}",
+            f"{f['theory']:g}" if f["theory"] is not None else "-",
+            f"{f['fit_from']:,}-{f['fit_to']:,}" if f["fit_from"] else "-",
+        )
+    Console().print(t)
