@@ -202,6 +202,8 @@ def profile_cmd(
         budget = LatencyBudget()
         for T in lengths or [v.cfg.max_seq_len]:
             pt = profile_point(v, T, prof, mets, fvcore=fvcore, budget=budget)
+            if pt.error is not None:
+                raise pt.error  # one variant at chosen lengths: a bad length is the user's error
             points.append(pt)
             if not as_json:
                 print_point(pt, prof)
@@ -221,6 +223,7 @@ def profile_cmd(
                         "row": p.row,
                         "details": p.details,
                         "warnings": p.warnings,
+                        "uncounted_ops": list(p.uncounted.values()),
                     }
                     for p in points
                 ],

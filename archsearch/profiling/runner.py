@@ -77,6 +77,7 @@ class Point:
     warnings: list[str] = field(default_factory=list)
     #: ops some FLOP counter gave 0: op -> {op, counters, calls, elements, why}
     uncounted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: ConfigError | None = None  # why the variant cannot take this length
 
 
 def at_length(v: Variant, T: int) -> ModelConfig:
@@ -110,7 +111,9 @@ def profile_point(
     try:
         cfg = at_length(v, T)
     except ConfigError as e:
-        return Point(v.name, T, "invalid", {**base, "status": "invalid", "note": str(e)})
+        pt = Point(v.name, T, "invalid", {**base, "status": "invalid", "note": str(e)})
+        pt.error = e
+        return pt
     cost = model_cost(cfg, T)
     params = count_params(cfg)
     row: dict[str, Any] = {
