@@ -214,7 +214,8 @@ def write_summary(
             "## Fitted exponents",
             "",
             "Least-squares slope of log(metric) vs log(T) over the upper half of the lengths "
-            "measured; *theory*: the variant's asymptotic FLOP exponent (slope 1 for memory). "
+            "measured; *theory*: the variant's asymptotic FLOP exponent (memory has none: its "
+            "plot draws slope 1 as a guide). "
             "*mixing* is the token-mixing work alone (attention core + elementwise mixing: every "
             "counted op but the dense layers' mm/addmm); the whole forward also holds the "
             "projections, MLPs and LM head, linear in T, so its slope reaches the theory only "
@@ -240,7 +241,7 @@ def write_summary(
         ("memory", "Training-step peak memory, bytes (measured)", "mem_measured_train_peak_bytes"),
         ("latency", "Forward latency, ms (median)", "fwd_ms_median"),
         ("latency", "Training step latency, ms (median)", "train_ms_median"),
-        ("latency", "Decode latency per token, ms (median)", "decode_ms_per_token"),
+        ("latency", "Decode latency per token, ms (median)", "decode_ms_median"),
     ]
     for metric, title, col in sections:
         if metric not in metrics or not any(col in p.row for p in points):
