@@ -10,7 +10,7 @@ from typing import Any
 from archsearch.profiling.runner import Point, upper_fit_points
 from archsearch.profiling.scaling import loglog_slope
 
-#: plotted/fitted metric -> (CSV column, axis label, reference slope source)
+#: plotted/fitted metric -> (CSV column, axis label)
 PLOTS: dict[str, tuple[str, str]] = {
     "flops": ("flops_fcm_forward", "forward FLOPs / sequence (FlopCounterMode)"),
     "mixing": (

@@ -61,28 +61,14 @@ def test_reference_covers_every_family_and_1k_to_1m() -> None:
 
 
 def test_analytic_flops_columns_reproduce_exactly() -> None:
-    from archsearch.model.costs import model_cost
-    from archsearch.model.families import get_family
-    from archsearch.model.transformer import count_params
-    from archsearch.profiling.runner import at_length
-
+    """What ``archsearch scale`` writes without any counter (metrics = {}) at every point."""
+    prof = load_profile(REF / "profile.yaml")
     variants = _variants()
     for r in _rows():
         T = int(r["seq_len"])
-        cfg = at_length(variants[r["variant"]], T)
-        cost = model_cost(cfg, T)
-        params = count_params(cfg)
-        got = {
-            "params": params["total"],
-            "params_non_embedding": params["non_embedding"],
-            "flop_exponent_theory": get_family(cfg.family.kind).flop_exponent(cfg),
-            "flops_fwd_exact": cost.forward_exact,
-            "flops_fwd_dense": cost.forward_dense,
-            "flops_train_exact": cost.training_exact,
-            "decode_state_numbers": cost.decode_state,
-        }
+        pt = profile_point(variants[r["variant"]], T, prof, set())
         for col in ANALYTIC:
-            assert _fmt(got[col]) == r[col], (r["variant"], T, col)
+            assert _fmt(pt.row[col]) == r[col], (r["variant"], T, col)
 
 
 @pytest.mark.parametrize("T", [1024])
