@@ -1,0 +1,1 @@
+"""Quality measurement: data loaders, tasks, the fair evaluation protocol and the training run."""
