@@ -1,0 +1,338 @@
+"""A short, fair training run of one variant on one task, with a fixed budget.
+
+The recipe is the same for every model, so differences come from the architecture: AdamW
+(β = 0.9, 0.95; weight decay on matrices and embeddings only), linear warm-up then cosine decay to
+``min_lr_ratio · lr``, gradient clipping, bf16 autocast when the profile asks for it (GPU), optional
+``torch.compile``, and seeded initialisation and data order. The budget is input tokens, optimizer
+steps or training seconds (whichever ends first); with a token or step budget the run is
+deterministic on one machine and thread count, with a seconds budget it is not (how far it gets
+depends on the machine's speed).
+
+The learning curve: the task's held-out metrics at step 0 and at ``evals`` evenly spaced points of
+the budget (the last one is the final result). ``on_eval`` sees each point as it is made; the
+search uses it for multi-fidelity decisions and may raise :class:`StopTraining` to stop a run
+early. A non-finite training loss stops the run at once (``status: diverged``, with the step and
+learning rate); Ctrl-C stops it with ``status: interrupted`` and the curve so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from archsearch.errors import ConfigError, require
+
+if TYPE_CHECKING:
+    from archsearch.model.config import ModelConfig
+    from archsearch.profiling.profiles import Profile
+    from archsearch.quality.tasks import Task
+
+Status = Literal["completed", "diverged", "interrupted", "stopped"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    budget_tokens: int | None = None
+    """stop after this many input tokens (batch · seq_len per step)"""
+    budget_steps: int | None = None
+    budget_seconds: float | None = None
+    """stop after this many seconds of training (evaluation time not counted)"""
+    batch_size: int = 16
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup: float = 0.05
+    """fraction of the budget spent warming the learning rate up linearly"""
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float | None = 1.0
+    evals: int = 8
+    """held-out evaluations after step 0, evenly spaced over the budget"""
+    seed: int = 0
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        budgets = (self.budget_tokens, self.budget_steps, self.budget_seconds)
+        require(
+            any(b is not None for b in budgets),
+            "budget",
+            None,
+            "at least one of budget_tokens, budget_steps, budget_seconds",
+        )
+        for name in ("budget_tokens", "budget_steps", "budget_seconds"):
+            v = getattr(self, name)
+            require(v is None or v > 0, name, v, "a positive number or null")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+        require(self.lr > 0 and math.isfinite(self.lr), "lr", self.lr, "a positive number")
+        require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", self.min_lr_ratio, "0..1")
+        require(0 <= self.warmup < 1, "warmup", self.warmup, "a fraction in [0, 1)")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            require(0 <= v < 1, name, v, "a number in [0, 1)")
+        require(
+            self.grad_clip is None or self.grad_clip > 0,
+            "grad_clip",
+            self.grad_clip,
+            "a positive number or null",
+        )
+        require(self.evals >= 1, "evals", self.evals, "an integer >= 1")
+
+    def total_steps(self, tokens_per_step: int) -> int | None:
+        """Steps the token/step budgets allow (None: only a time budget)."""
+        caps = []
+        if self.budget_steps is not None:
+            caps.append(self.budget_steps)
+        if self.budget_tokens is not None:
+            caps.append(max(1, math.ceil(self.budget_tokens / tokens_per_step)))
+        return min(caps) if caps else None
+
+    def lr_at(self, progress: float) -> float:
+        """Learning rate at a fraction ``progress`` of the budget."""
+        if progress < self.warmup:
+            return self.lr * progress / self.warmup
+        span = max(1e-12, 1.0 - self.warmup)
+        cos = 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - self.warmup) / span)))
+        return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cos)
+
+
+class StopTraining(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by an ``on_eval`` callback to end a run early (e.g. a pruned search trial)."""
+
+
+@dataclass
+class CurvePoint:
+    step: int
+    tokens: int
+    train_seconds: float
+    lr: float
+    train_loss: float | None
+    """mean training loss over the steps since the previous point (None at step 0)"""
+    metrics: dict[str, float]
+
+
+@dataclass
+class TrainResult:
+    status: Status
+    reason: str
+    task: str
+    metric: str
+    higher_is_better: bool
+    final: dict[str, float] = field(default_factory=dict)
+    """the held-out metrics of the last evaluation"""
+    best: dict[str, Any] = field(default_factory=dict)
+    """the best value of the metric along the curve, with its step and tokens"""
+    baseline: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    tokens_seen: int = 0
+    train_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    tokens_per_s: float = 0.0
+    params: int = 0
+    curve: list[CurvePoint] = field(default_factory=list)
+    train_losses: list[tuple[int, float]] = field(default_factory=list)
+    """(step, loss) of every step"""
+    config: dict[str, Any] = field(default_factory=dict)
+    task_info: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["train_losses"] = [list(p) for p in self.train_losses]
+        return d
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    seen: set[int] = set()
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _autocast(device: str, dtype: str) -> contextlib.AbstractContextManager[Any]:
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=getattr(torch, dtype))
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+StepHook = Callable[[int, float, float, float], None]
+"""(step, progress fraction, training loss, tokens/s)"""
+
+
+def train(
+    model_cfg: ModelConfig,
+    task: Task,
+    cfg: TrainConfig,
+    profile: Profile | None = None,
+    *,
+    on_step: StepHook | None = None,
+    on_eval: Callable[[CurvePoint], None] | None = None,
+) -> TrainResult:
+    """Train a fresh model of ``model_cfg`` on ``task`` within ``cfg``'s budget; never raises for
+    divergence, interruption or :class:`StopTraining` (they are the result's ``status``)."""
+    from archsearch.model.config import model_config_to_dict
+    from archsearch.model.transformer import build_model
+    from archsearch.profiling.env import environment
+    from archsearch.profiling.profiles import Profile
+
+    profile = profile or Profile()
+    task.check_model(model_cfg)
+    device, dtype = profile.device, profile.dtype
+    wall0 = time.perf_counter()
+    with _threads(profile.threads):
+        torch.manual_seed(cfg.seed)
+        model = build_model(model_cfg).to(device)
+        fwd_model: Any = torch.compile(model) if cfg.compile else model
+        opt = torch.optim.AdamW(
+            _param_groups(model, cfg.weight_decay),
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+            fused=device == "cuda",
+        )
+        scaler = torch.amp.GradScaler(device, enabled=dtype == "float16")
+        gen = torch.Generator().manual_seed(cfg.seed)
+        tokens_per_step = cfg.batch_size * task.seq_len
+        total = cfg.total_steps(tokens_per_step)
+
+        res = TrainResult(
+            status="completed",
+            reason="",
+            task=task.name,
+            metric=task.metric,
+            higher_is_better=task.higher_is_better,
+            params=sum(p.numel() for p in model.parameters()),
+            config={**asdict(cfg), "profile": profile.to_dict()},
+            task_info=task.describe(),
+            baseline=task.baseline(),
+            model=model_config_to_dict(model_cfg),
+            env=environment(device),
+        )
+
+        def evaluate(step: int, lr: float, since: list[float]) -> None:
+            with _autocast(device, dtype):
+                metrics = task.evaluate(fwd_model, device)
+            point = CurvePoint(
+                step=step,
+                tokens=step * tokens_per_step,
+                train_seconds=round(train_s, 4),
+                lr=lr,
+                train_loss=sum(since) / len(since) if since else None,
+                metrics=metrics,
+            )
+            res.curve.append(point)
+            since.clear()
+            if on_eval is not None:
+                on_eval(point)
+
+        train_s, step, lr = 0.0, 0, 0.0
+        since: list[float] = []
+        next_eval = 1
+        try:
+            evaluate(0, cfg.lr_at(0.0), since)
+            model.train()
+            while True:
+                progress = _progress(cfg, step, total, train_s)
+                if progress >= 1.0:
+                    break
+                t0 = time.perf_counter()
+                lr = cfg.lr_at(progress)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                x, y = task.sample(cfg.batch_size, gen)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with _autocast(device, dtype):
+                    loss = task.loss(fwd_model, x, y)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    res.status = "diverged"
+                    res.reason = (
+                        f"training loss became {value} at step {step + 1} (lr {lr:.3g}); "
+                        "lower --lr, raise warm-up or check the model"
+                    )
+                    break
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip is not None:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                train_s += time.perf_counter() - t0
+                step += 1
+                since.append(value)
+                res.train_losses.append((step, value))
+                progress = _progress(cfg, step, total, train_s)
+                if on_step is not None:
+                    on_step(step, min(progress, 1.0), value, step * tokens_per_step / train_s)
+                if progress >= min(1.0, next_eval / cfg.evals):
+                    while next_eval <= cfg.evals and progress >= next_eval / cfg.evals:
+                        next_eval += 1
+                    evaluate(step, lr, since)
+        except KeyboardInterrupt:
+            res.status = "interrupted"
+            res.reason = f"interrupted at step {step} ({step * tokens_per_step} tokens)"
+        except StopTraining as e:
+            res.status = "stopped"
+            res.reason = str(e) or f"stopped at step {step}"
+        if res.status == "completed" and (not res.curve or res.curve[-1].step != step):
+            evaluate(step, lr, since)  # the budget ran out between evaluation points
+
+    res.steps = step
+    res.tokens_seen = step * tokens_per_step
+    res.train_seconds = train_s
+    res.wall_seconds = time.perf_counter() - wall0
+    res.tokens_per_s = res.tokens_seen / train_s if train_s > 0 else 0.0
+    if res.curve:
+        res.final = dict(res.curve[-1].metrics)
+        pick = max if task.higher_is_better else min
+        best = pick(res.curve, key=lambda p: p.metrics[task.metric])
+        res.best = {"value": best.metrics[task.metric], "step": best.step, "tokens": best.tokens}
+    if res.status == "completed":
+        res.reason = f"budget reached after {step} steps ({res.tokens_seen} tokens)"
+    return res
+
+
+def _progress(cfg: TrainConfig, step: int, total: int | None, train_s: float) -> float:
+    p = step / total if total else 0.0
+    if cfg.budget_seconds is not None:
+        p = max(p, train_s / cfg.budget_seconds)
+    return p
+
+
+def check_budget_fits(cfg: TrainConfig, task: Task) -> None:
+    """A step budget of zero tokens cannot happen; a token budget below one batch is an error."""
+    if cfg.budget_tokens is not None and cfg.budget_tokens < task.seq_len:
+        raise ConfigError(
+            "budget_tokens",
+            cfg.budget_tokens,
+            f"at least one window of seq_len = {task.seq_len} tokens",
+        )
