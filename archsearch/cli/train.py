@@ -1,0 +1,196 @@
+"""``archsearch train``: a short, fair training run of one variant on one quality task."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from archsearch.cli import app
+from archsearch.cli._common import echo_json, user_errors
+from archsearch.errors import ConfigError
+
+PROFILE_HELP = "Hardware preset: a YAML path or a shipped name (cpu, h100-bf16, ...)."
+
+
+def parse_count(text: str, field: str) -> int:
+    """'250000', '250k', '2.5m', '1g' (powers of 1000) -> int."""
+    t = text.strip().lower().replace("_", "")
+    mult = {"k": 10**3, "m": 10**6, "g": 10**9}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if mult > 1 else t) * mult
+    except ValueError:
+        value = -1
+    if value < 1 or value != int(value):
+        raise ConfigError(field, text, "a positive integer, optionally with k, m or g (x1000)")
+    return int(value)
+
+
+def parse_task_options(items: list[str]) -> dict[str, Any]:
+    """``["num_pairs=8", "power_a=null"]`` -> values parsed as YAML scalars."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--task-opt", item, "KEY=VALUE, e.g. num_pairs=8")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+@app.command("train")
+@user_errors
+def train_cmd(
+    model: Path = typer.Argument(..., help="Model config YAML."),
+    task: str = typer.Option("lm", "--task", "-t", help="lm, mqar or scifar."),
+    data: str | None = typer.Option(
+        None,
+        "--data",
+        help="lm: a text file or folder, enwik8, a WikiText-103 raw or PG-19 folder (default: "
+        "the embedded stdlib-docs corpus); scifar: the CIFAR-10 python batches.",
+    ),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", "-T", help="Training window T (default: the model's max_seq_len)."
+    ),
+    budget_tokens: str | None = typer.Option(
+        None, "--budget-tokens", help="Input tokens to train on (250k, 2m, ...)."
+    ),
+    budget_steps: int | None = typer.Option(None, "--budget-steps", help="Optimizer steps."),
+    budget_seconds: float | None = typer.Option(
+        None, "--budget-seconds", help="Training seconds (evaluation not counted)."
+    ),
+    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (AdamW)."),
+    warmup: float = typer.Option(0.05, "--warmup", help="Warm-up fraction of the budget."),
+    evals: int = typer.Option(8, "--evals", help="Held-out evaluations after step 0."),
+    eval_stride: int | None = typer.Option(
+        None,
+        "--eval-stride",
+        help="lm: scored bytes per evaluation window (default min(T/2, scored positions)); "
+        "use one value for every model you compare.",
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    task_opts: list[str] = typer.Option(
+        [], "--task-opt", "-O", help="Task option KEY=VALUE (repeatable), e.g. num_pairs=8."
+    ),
+    profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
+    compile_: bool | None = typer.Option(
+        None, "--compile/--no-compile", help="torch.compile the model (default: the profile's)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default runs/train/MODEL-TASK)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite a result in --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result record as JSON."),
+) -> None:
+    """Train MODEL on a task within a budget; write result.json, curve.csv and curve.png."""
+    from archsearch.model.config import load_model_config_located
+    from archsearch.profiling.profiles import check_device, load_profile, resolve_profile_path
+    from archsearch.quality.report import write_result
+    from archsearch.quality.tasks import make_task
+    from archsearch.quality.train import TrainConfig, check_budget_fits
+    from archsearch.quality.train import train as run_training
+
+    cfg_model, _ = load_model_config_located(model)
+    prof = load_profile(profile)
+    check_device(prof, source=str(resolve_profile_path(profile)))
+    options = parse_task_options(task_opts)
+    if data is not None:
+        options["data"] = data
+    if eval_stride is not None:
+        options["eval_stride"] = eval_stride
+    if seq_len is None and task != "scifar":
+        seq_len = cfg_model.max_seq_len
+    tcfg = TrainConfig(
+        budget_tokens=None
+        if budget_tokens is None
+        else parse_count(budget_tokens, "--budget-tokens"),
+        budget_steps=budget_steps,
+        budget_seconds=budget_seconds,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        evals=evals,
+        seed=seed,
+        compile=prof.compile if compile_ is None else compile_,
+    )
+    name = cfg_model.name or model.stem
+    out = out or Path("runs/train") / f"{name}-{task}"
+    if (out / "result.json").exists() and not force:
+        raise ConfigError("--out", str(out), "a folder without a result (pass --force to replace)")
+    the_task = make_task(task, options, seq_len=seq_len)
+    the_task.check_model(cfg_model, source=str(model))
+    check_budget_fits(tcfg, the_task)
+    res = _run(run_training, cfg_model, the_task, tcfg, prof, name, quiet=as_json)
+    command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    files = write_result(out, res, command=command)
+    if as_json:
+        echo_json({**res.to_dict(), "files": files})
+    else:
+        _print_summary(res, files)
+    if res.status == "interrupted":
+        typer.echo(f"interrupted: the partial curve is in {files['result']}", err=True)
+        raise typer.Exit(code=130)
+    if res.status == "diverged":
+        typer.echo(f"diverged: {res.reason}", err=True)
+        raise typer.Exit(code=1)
+
+
+def _run(fn: Any, cfg_model: Any, task: Any, tcfg: Any, prof: Any, name: str, quiet: bool) -> Any:
+    from rich import progress as rp
+    from rich.console import Console
+
+    con = Console(stderr=True)
+    cols = (
+        rp.TextColumn("{task.description}"),
+        rp.BarColumn(),
+        rp.TaskProgressColumn(),
+        rp.TextColumn("loss {task.fields[loss]}"),
+        rp.TextColumn("{task.fields[tps]} tok/s"),
+        rp.TimeElapsedColumn(),
+        rp.TextColumn("ETA"),
+        rp.TimeRemainingColumn(),
+    )
+    with rp.Progress(*cols, console=con, transient=quiet, disable=quiet) as bar:
+        tid = bar.add_task(f"{name} on {task.name}", total=1.0, loss="-", tps="-")
+
+        def on_step(step: int, progress: float, loss: float, tps: float) -> None:
+            bar.update(tid, completed=progress, loss=f"{loss:.4f}", tps=f"{tps:,.0f}")
+
+        def on_eval(p: Any) -> None:
+            m = p.metrics
+            bar.console.print(
+                f"step {p.step:>6}  {p.tokens:>11,} tokens  held-out {task.metric} "
+                f"{m[task.metric]:.4f}  loss {m['loss']:.4f}"
+            )
+
+        return fn(cfg_model, task, tcfg, prof, on_step=on_step, on_eval=on_eval)
+
+
+def _print_summary(res: Any, files: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{res.model.get('name') or 'model'} on {res.task}: {res.status}")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_row(f"final {res.metric}", f"{res.final.get(res.metric, float('nan')):.4f}")
+    if res.best:
+        t.add_row(f"best {res.metric}", f"{res.best['value']:.4f} (step {res.best['step']})")
+    for k, v in res.baseline.items():
+        t.add_row(k.replace("_", " "), f"{v:.4f}")
+    t.add_row("held-out loss (nats)", f"{res.final.get('loss', float('nan')):.4f}")
+    t.add_row("steps", f"{res.steps:,}")
+    t.add_row("tokens seen", f"{res.tokens_seen:,}")
+    t.add_row("training time", f"{res.train_seconds:.1f} s (wall {res.wall_seconds:.1f} s)")
+    t.add_row("tokens/s", f"{res.tokens_per_s:,.0f}")
+    t.add_row("parameters", f"{res.params:,}")
+    Console().print(t)
+    typer.echo(f"{res.reason}\nwrote " + ", ".join(files.values()))
