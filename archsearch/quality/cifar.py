@@ -298,9 +298,11 @@ def write_cifar_batch(
         or arr.shape[1:] not in ((_ROW,), (3, 32, 32))
     ):
         raise ConfigError("data", f"{arr.dtype} {arr.shape}", "uint8 (N, 3072) or (N, 3, 32, 32)")
-    ys = [int(v) for v in labels]
-    if len(ys) != len(arr) or any(not 0 <= v <= 9 for v in ys):
+    ys = list(labels)
+    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ys)
+    if not ints or len(ys) != len(arr) or any(not 0 <= v <= 9 for v in ys):
         raise ConfigError("labels", ys, f"{len(arr)} ints in 0..9")
+    ys = [int(v) for v in ys]
     batch = {
         b"batch_label": batch_label.encode(),
         b"labels": ys,

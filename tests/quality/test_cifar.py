@@ -156,8 +156,9 @@ def test_writer_uses_the_official_format(tmp_path):
         (np.zeros((2, 3000), np.uint8), [0, 1]),
         (np.zeros((2, 3072), np.uint8), [0]),
         (np.zeros((2, 3072), np.uint8), [0, 10]),
+        (np.zeros((2, 3072), np.uint8), [0, 1.5]),
     ],
-    ids=["float", "columns", "count", "range"],
+    ids=["float", "columns", "count", "range", "non-int"],
 )
 def test_writer_rejects_bad_input(tmp_path, data, labels):
     with pytest.raises(ConfigError):
