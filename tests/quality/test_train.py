@@ -184,3 +184,15 @@ def test_model_task_mismatch_is_a_config_error() -> None:
 def test_bad_train_config(kw: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError, match=f"^{field}:"):
         TrainConfig(**kw)
+
+
+@pytest.mark.gpu
+def test_bf16_autocast_run_on_cuda() -> None:
+    from archsearch.profiling.profiles import Profile
+
+    prof = Profile(name="cuda-bf16", device="cuda", dtype="bfloat16")
+    res = train(
+        tiny(), Counting(), TrainConfig(budget_steps=40, batch_size=16, lr=1e-2, evals=2), prof
+    )
+    assert res.status == "completed" and res.env["device"] == "cuda"
+    assert res.final["loss"] < res.curve[0].metrics["loss"]
