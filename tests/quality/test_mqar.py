@@ -29,12 +29,13 @@ def _check_example(cfg: MQARConfig, x: torch.Tensor, y: torch.Tensor) -> None:
             assert ys[pos] == -100
             pos += 1
             continue
-        # A query: key at an even offset of the query region, then its value.
+        # A query: key at an even offset of the query region; its value is only the target (as
+        # in Zoology), so earlier answers cannot reveal later ones
         assert (pos - start) % 2 == 0
         assert tok in value_of
         assert ys[pos] == value_of[tok]
         if pos + 1 < t:
-            assert xs[pos + 1] == value_of[tok]
+            assert xs[pos + 1] == 0
             assert ys[pos + 1] == -100
         queried.append(tok)
         pos += 2
