@@ -196,3 +196,12 @@ def test_bf16_autocast_run_on_cuda() -> None:
     )
     assert res.status == "completed" and res.env["device"] == "cuda"
     assert res.final["loss"] < res.curve[0].metrics["loss"]
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_like_eager() -> None:
+    cfg = TrainConfig(budget_steps=5, batch_size=4, evals=1)
+    eager = train(tiny(), Counting(), cfg)
+    compiled = train(tiny(), Counting(), TrainConfig(**{**cfg.__dict__, "compile": True}))
+    assert compiled.status == "completed"
+    assert compiled.final["loss"] == pytest.approx(eager.final["loss"], rel=1e-3)
