@@ -1,0 +1,1 @@
+"""The quality/compute search: declarative spaces (``space``); the Optuna study comes next."""

@@ -1,0 +1,543 @@
+"""Declarative search spaces (``search_spaces/*.yaml``) and the pure sampler that maps an Optuna
+trial to a model config.
+
+A leaf uses Optuna's own argument names, so it maps one-to-one onto a ``suggest_*`` call::
+
+    {choices: [64, 128]}                  -> suggest_categorical
+    {low: 2, high: 8, step: 2}            -> suggest_int   (low and high integers)
+    {low: 1.0e-4, high: 1.0e-2, log: true} -> suggest_float (a float bound)
+    {fraction_of_seq_len: {choices: [0.25, 0.5]}}   derived: round(fraction · seq_len)
+    128                                   fixed (any scalar)
+
+A space file::
+
+    version: 1
+    name: quickstart
+    seq_len: 256                          # T: every variant is built, trained and profiled at it
+    fixed: {vocab_size: 256, max_seq_len: 256, pos_encoding: rope}   # ModelConfig fields
+    params:                               # sampled ModelConfig fields, plus n_layers, mlp_ratio
+      d_model: {choices: [64, 128]}
+      n_layers: {low: 2, high: 4}
+    family:                               # one or more families; key = family, value = its fields
+      decoder: {}
+      perceiver_ar: {n_latents: {fraction_of_seq_len: {choices: [0.25, 0.5]}}}
+    layers:
+      mix: uniform                        # uniform | per_layer | hybrid
+      mixer:                              # key = mixer kind, value = its fields' sub-space
+        softmax: {n_heads: {choices: [2, 4]}}
+        ecp: {n_heads: 2, segment_len: {choices: [32, 64]}}
+      # mix: hybrid also takes softmax_layers: <leaf> and placement: <leaf over first, last,
+      # middle, interleave>; mixer must then name softmax and exactly one other kind
+    objectives:                           # 1-3; a quality metric of the task, or a profiled one
+      - {metric: bits_per_byte, direction: minimize}
+      - {metric: flops_fwd, direction: minimize}
+    constraints:                          # feasible iff metric <= max (trial.set_constraint)
+      - {metric: params, max: 2000000}
+    task: {name: lm, options: {eval_tokens: 8192}}
+    train: {budget_tokens: 200000, batch_size: 8}
+
+Parameter names are dotted paths and part of the schema (``version: 1``): ``d_model``,
+``n_layers``, ``family``, ``family.perceiver_ar.n_latents``, ``mixer``, ``mixer.ecp.segment_len``,
+``layers.3.mixer`` and ``layers.3.mixer.ecp.segment_len`` (per_layer), ``hybrid.softmax_layers``,
+``hybrid.placement``. Conditional parameters are suggested only after the choice that enables
+them (define-by-run), namespaced by that choice so each name keeps one distribution.
+
+:func:`sample` is a pure function of the trial's suggestions, so any stored trial is rebuilt
+exactly by ``sample(optuna.trial.FixedTrial(trial.params), space)``. A combination the model
+rejects (``d_model`` not divisible by ``n_heads``, a segment that does not divide T, ...) raises
+:class:`~archsearch.errors.ConfigError` from :func:`sample`: the search records it as infeasible
+before any training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from archsearch.errors import ConfigError
+from archsearch.yamlio import LineMap, line_of, load_yaml, parse_yaml
+
+SCHEMA_VERSION = 1
+MIXES = ("uniform", "per_layer", "hybrid")
+HYBRID_PLACEMENTS = ("first", "last", "middle", "interleave")
+#: profiled metrics an objective or constraint may name (besides the task's quality metrics)
+PROFILE_METRICS = {
+    "params": "total parameters",
+    "flops_fwd": "analytic forward FLOPs of one window of seq_len (exact, unmasked pairs)",
+    "flops_train": "training FLOPs of one window (3 x forward)",
+    "peak_memory_gib": "estimated training-step peak memory at the profile's batch and dtype",
+    "latency_ms": "measured forward latency, median (the profile's device and dtype)",
+    "decode_state_bytes": "decode state after seq_len tokens (KV cache or equivalent)",
+}
+QUALITY_METRICS = {
+    "bits_per_byte": "lm: held-out bits per byte",
+    "perplexity": "lm: held-out perplexity per byte",
+    "accuracy": "mqar, scifar: held-out accuracy",
+    "loss": "any task: held-out loss (nats)",
+}
+_TOP_KEYS = (
+    "version",
+    "name",
+    "description",
+    "seq_len",
+    "fixed",
+    "params",
+    "family",
+    "layers",
+    "objectives",
+    "constraints",
+    "task",
+    "train",
+)
+_LEAF_KEYS = ("choices", "low", "high", "step", "log")
+_SCALARS = (type(None), bool, int, float, str)
+
+
+@dataclass(frozen=True)
+class Dist:
+    """One sampled value: categorical, int or float, optionally a fraction of ``seq_len``."""
+
+    kind: Literal["categorical", "int", "float"]
+    choices: tuple[Any, ...] = ()
+    low: float = 0
+    high: float = 0
+    step: float | None = None
+    log: bool = False
+    fraction_of_seq_len: bool = False
+
+    def suggest(self, trial: Any, name: str, seq_len: int) -> Any:
+        if self.kind == "categorical":
+            v = trial.suggest_categorical(name, list(self.choices))
+        elif self.kind == "int":
+            v = trial.suggest_int(
+                name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
+        else:
+            v = trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+        if self.fraction_of_seq_len:
+            return max(1, round(v * seq_len))
+        return v
+
+
+Leaf = Any  # a Dist or a fixed scalar
+
+
+def suggest(leaf: Leaf, trial: Any, name: str, seq_len: int) -> Any:
+    return leaf.suggest(trial, name, seq_len) if isinstance(leaf, Dist) else leaf
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: Literal["minimize", "maximize"]
+
+
+@dataclass(frozen=True)
+class Constraint:
+    metric: str
+    max: float
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    seq_len: int
+    fixed: dict[str, Any]
+    params: dict[str, Leaf]
+    families: dict[str, dict[str, Leaf]]
+    mix: str
+    mixers: dict[str, dict[str, Leaf]]
+    mlp_ratio: Leaf = 4.0
+    n_layers: Leaf = 2
+    softmax_layers: Leaf = 1
+    placement: Leaf = "interleave"
+    objectives: tuple[Objective, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+    task: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    source: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    """the file's data as loaded, for the study's record and a clash check"""
+
+    @property
+    def other_mixer(self) -> str:
+        """The non-softmax kind of a hybrid."""
+        return next(k for k in self.mixers if k != "softmax")
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling
+
+
+def sample(trial: Any, space: SearchSpace) -> dict[str, Any]:
+    """The model config (as YAML-ready data) of one trial; a pure function of its suggestions.
+
+    Use :func:`build_config` to get a validated :class:`ModelConfig` (it raises
+    :class:`ConfigError` for a combination the model rejects).
+    """
+    T = space.seq_len
+    model: dict[str, Any] = dict(space.fixed)
+    for key, leaf in space.params.items():
+        model[key] = suggest(leaf, trial, key, T)
+    n_layers = int(suggest(space.n_layers, trial, "n_layers", T))
+    mlp_ratio = float(suggest(space.mlp_ratio, trial, "mlp_ratio", T))
+
+    fam = _choose(trial, "family", list(space.families))
+    fam_fields = {
+        f: suggest(leaf, trial, f"family.{fam}.{f}", T) for f, leaf in space.families[fam].items()
+    }
+    model["family"] = {"kind": fam, **fam_fields} if fam_fields else fam
+
+    def mixer_block(kind: str, prefix: str) -> dict[str, Any]:
+        fields = {
+            f: suggest(leaf, trial, f"{prefix}.{kind}.{f}", T)
+            for f, leaf in space.mixers[kind].items()
+        }
+        return {"mlp_ratio": mlp_ratio, "mixer": {"kind": kind, **fields}}
+
+    kinds = list(space.mixers)
+    if space.mix == "uniform":
+        kind = _choose(trial, "mixer", kinds)
+        layers = [{"repeat": n_layers, **mixer_block(kind, "mixer")}]
+    elif space.mix == "per_layer":
+        layers = []
+        for i in range(n_layers):
+            kind = _choose(trial, f"layers.{i}.mixer", kinds)
+            layers.append(mixer_block(kind, f"layers.{i}.mixer"))
+    else:
+        from archsearch.model.hybrid import softmax_positions
+
+        k = int(suggest(space.softmax_layers, trial, "hybrid.softmax_layers", T))
+        placement = suggest(space.placement, trial, "hybrid.placement", T)
+        soft = mixer_block("softmax", "mixer")
+        cheap = mixer_block(space.other_mixer, "mixer")
+        try:
+            pos = set(softmax_positions(n_layers, k, placement))
+        except ConfigError as e:
+            raise ConfigError(f"hybrid.{e.field}", e.value, e.allowed) from None
+        layers = [soft if i in pos else cheap for i in range(n_layers)]
+    model["layers"] = layers
+    return model
+
+
+def _choose(trial: Any, name: str, options: list[str]) -> str:
+    """A categorical choice, suggested only when there is something to choose."""
+    return options[0] if len(options) == 1 else trial.suggest_categorical(name, options)
+
+
+def build_config(trial: Any, space: SearchSpace) -> Any:
+    """The validated :class:`ModelConfig` of a trial, checked at ``space.seq_len``."""
+    from archsearch.model.config import model_config_from_dict
+
+    data = sample(trial, space)
+    cfg = model_config_from_dict(data)
+    cfg.check_seq_len(space.seq_len)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# loading and validation
+
+
+class _Ctx:
+    """Where errors point: the file and the line of a key path."""
+
+    def __init__(self, source: str, lines: LineMap) -> None:
+        self.source, self.lines = source, lines
+
+    def error(self, path: tuple[Any, ...], value: Any, allowed: str) -> ConfigError:
+        name = ".".join(str(p) for p in path)
+        line = None
+        for cut in range(len(path), 0, -1):  # the deepest key that has a line
+            line = line_of(self.lines, path[:cut])
+            if line is not None:
+                break
+        return ConfigError(name, value, allowed, source=self.source, line=line)
+
+
+def _leaf(ctx: _Ctx, path: tuple[Any, ...], data: Any) -> Leaf:
+    if isinstance(data, _SCALARS):
+        return data
+    if not isinstance(data, dict):
+        raise ctx.error(path, data, "a scalar or a mapping with choices, or low/high[/step/log]")
+    if "fraction_of_seq_len" in data:
+        if len(data) != 1:
+            raise ctx.error(path, data, "{fraction_of_seq_len: <leaf>} and nothing else")
+        inner = _leaf(ctx, (*path, "fraction_of_seq_len"), data["fraction_of_seq_len"])
+        if not isinstance(inner, Dist):
+            raise ctx.error(path, data, "a sampled fraction; write a fixed value directly")
+        return dataclasses.replace(inner, fraction_of_seq_len=True)
+    unknown = [k for k in data if k not in _LEAF_KEYS]
+    if unknown:
+        raise ctx.error((*path, unknown[0]), data[unknown[0]], "one of " + ", ".join(_LEAF_KEYS))
+    if "choices" in data:
+        if set(data) != {"choices"}:
+            raise ctx.error(path, data, "choices alone, or low/high[/step/log]")
+        ch = data["choices"]
+        if not isinstance(ch, list) or not ch:
+            raise ctx.error((*path, "choices"), ch, "a non-empty list of scalars")
+        bad = [c for c in ch if not isinstance(c, _SCALARS)]
+        if bad:
+            raise ctx.error((*path, "choices"), bad[0], "scalars (null, bool, int, float, str)")
+        if len(set(map(repr, ch))) != len(ch):
+            raise ctx.error((*path, "choices"), ch, "distinct values")
+        return Dist("categorical", choices=tuple(ch))
+    if "low" not in data or "high" not in data:
+        raise ctx.error(path, data, "choices, or both low and high")
+    lo, hi, step, log = data["low"], data["high"], data.get("step"), data.get("log", False)
+    for key, v in (("low", lo), ("high", hi), ("step", step)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ctx.error((*path, key), v, "a number")
+        if v is not None and not math.isfinite(v):
+            raise ctx.error((*path, key), v, "a finite number")
+    if not isinstance(log, bool):
+        raise ctx.error((*path, "log"), log, "true or false")
+    if lo > hi:
+        raise ctx.error((*path, "low"), lo, f"a number <= high ({hi})")
+    if step is not None and step <= 0:
+        raise ctx.error((*path, "step"), step, "a positive number")
+    if log and (lo <= 0 or step not in (None, 1)):
+        raise ctx.error((*path, "log"), log, "false unless low > 0 and no step")
+    is_int = all(isinstance(v, int) for v in (lo, hi)) and (step is None or isinstance(step, int))
+    return Dist("int" if is_int else "float", low=lo, high=hi, step=step, log=log)
+
+
+def _fields_of(cls: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _subspace(
+    ctx: _Ctx, path: tuple[Any, ...], data: Any, allowed_fields: list[str], what: str
+) -> dict[str, Leaf]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ctx.error(path, data, f"a mapping of {what} fields to values or leaves")
+    out = {}
+    for key, value in data.items():
+        if key not in allowed_fields or key == "kind":
+            allowed = ", ".join(f for f in allowed_fields if f != "kind") or "none"
+            raise ctx.error((*path, key), value, f"a field of {what}: {allowed}")
+        out[key] = _leaf(ctx, (*path, key), value)
+    return out
+
+
+def space_from_data(
+    data: Any, *, source: str = "<string>", lines: LineMap | None = None
+) -> SearchSpace:
+    """Validate a space's data; every error names the file, the line and the field."""
+    from archsearch.mixers import get_mixer, list_mixers
+    from archsearch.model.config import ModelConfig
+    from archsearch.model.families import get_family, list_families
+
+    ctx = _Ctx(source, lines or {})
+    if not isinstance(data, dict) or not data:
+        raise ctx.error(
+            (), data, "a mapping with version, seq_len, params/family/layers, objectives"
+        )
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ctx.error((key,), data[key], "one of " + ", ".join(_TOP_KEYS))
+    if data.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise ctx.error(("version",), data.get("version"), f"{SCHEMA_VERSION}")
+    seq_len = data.get("seq_len")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ctx.error(("seq_len",), seq_len, "an integer >= 1 (the window T every trial uses)")
+
+    model_fields = [f for f in _fields_of(ModelConfig) if f not in ("layers", "family", "name")]
+    fixed = data.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise ctx.error(("fixed",), fixed, "a mapping of model fields to values")
+    for key, value in fixed.items():
+        if key not in model_fields:
+            raise ctx.error(("fixed", key), value, "a model field: " + ", ".join(model_fields))
+        if not isinstance(value, _SCALARS):
+            raise ctx.error(("fixed", key), value, "a scalar")
+
+    params_data = data.get("params") or {}
+    params = _subspace(
+        ctx, ("params",), params_data, [*model_fields, "n_layers", "mlp_ratio"], "the model"
+    )
+    n_layers = params.pop("n_layers", 2)
+    mlp_ratio = params.pop("mlp_ratio", 4.0)
+    if "d_model" not in params and "d_model" not in fixed:
+        raise ctx.error(("params", "d_model"), None, "d_model in params or fixed (required)")
+
+    fam_data = data.get("family", {"decoder": {}})
+    if isinstance(fam_data, str):
+        fam_data = {fam_data: {}}
+    if not isinstance(fam_data, dict) or not fam_data:
+        raise ctx.error(("family",), fam_data, "a mapping of family names to their sub-spaces")
+    families = {}
+    for kind, sub in fam_data.items():
+        if kind not in list_families():
+            raise ctx.error(("family", kind), sub, "a family: " + ", ".join(list_families()))
+        families[kind] = _subspace(
+            ctx, ("family", kind), sub, _fields_of(get_family(kind).Config), f"family {kind}"
+        )
+
+    layers = data.get("layers")
+    if not isinstance(layers, dict):
+        raise ctx.error(("layers",), layers, "a mapping with mix and mixer")
+    for key in layers:
+        if key not in ("mix", "mixer", "softmax_layers", "placement"):
+            raise ctx.error(
+                ("layers", key), layers[key], "one of mix, mixer, softmax_layers, placement"
+            )
+    mix = layers.get("mix", "uniform")
+    if mix not in MIXES:
+        raise ctx.error(("layers", "mix"), mix, "one of " + ", ".join(MIXES))
+    mixer_data = layers.get("mixer")
+    if not isinstance(mixer_data, dict) or not mixer_data:
+        raise ctx.error(("layers", "mixer"), mixer_data, "a mapping of mixer kinds to sub-spaces")
+    mixers = {}
+    for kind, sub in mixer_data.items():
+        if kind not in list_mixers():
+            raise ctx.error(("layers", "mixer", kind), sub, "a mixer: " + ", ".join(list_mixers()))
+        mixers[kind] = _subspace(
+            ctx, ("layers", "mixer", kind), sub, _fields_of(get_mixer(kind).Config), f"mixer {kind}"
+        )
+    softmax_layers: Leaf = 1
+    placement: Leaf = "interleave"
+    if mix == "hybrid":
+        if "softmax" not in mixers or len(mixers) != 2:
+            raise ctx.error(
+                ("layers", "mixer"),
+                list(mixers),
+                "softmax and exactly one other mixer kind (mix: hybrid)",
+            )
+        softmax_layers = _leaf(ctx, ("layers", "softmax_layers"), layers.get("softmax_layers", 1))
+        placement = _leaf(ctx, ("layers", "placement"), layers.get("placement", "interleave"))
+        values = placement.choices if isinstance(placement, Dist) else (placement,)
+        bad = [p for p in values if p not in HYBRID_PLACEMENTS]
+        if bad:
+            raise ctx.error(
+                ("layers", "placement"), bad[0], "one of " + ", ".join(HYBRID_PLACEMENTS)
+            )
+    else:
+        for key in ("softmax_layers", "placement"):
+            if key in layers:
+                raise ctx.error(("layers", key), layers[key], "only with mix: hybrid")
+
+    objectives = _objectives(ctx, data.get("objectives"))
+    constraints = _constraints(ctx, data.get("constraints"))
+    for key in ("task", "train"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise ctx.error((key,), data[key], "a mapping")
+    return SearchSpace(
+        name=str(data.get("name") or Path(source).stem),
+        seq_len=seq_len,
+        fixed=dict(fixed),
+        params=params,
+        families=families,
+        mix=mix,
+        mixers=mixers,
+        mlp_ratio=mlp_ratio,
+        n_layers=n_layers,
+        softmax_layers=softmax_layers,
+        placement=placement,
+        objectives=objectives,
+        constraints=constraints,
+        task=dict(data.get("task") or {}),
+        train=dict(data.get("train") or {}),
+        description=str(data.get("description") or ""),
+        source=source,
+        raw=data,
+    )
+
+
+def _metric_ok(ctx: _Ctx, path: tuple[Any, ...], metric: Any) -> str:
+    known = {**QUALITY_METRICS, **PROFILE_METRICS}
+    if metric not in known:
+        raise ctx.error(path, metric, "one of " + ", ".join(known))
+    return str(metric)
+
+
+def _objectives(ctx: _Ctx, data: Any) -> tuple[Objective, ...]:
+    if not isinstance(data, list) or not 1 <= len(data) <= 3:
+        raise ctx.error(("objectives",), data, "a list of 1 to 3 {metric, direction} entries")
+    out = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or set(item) != {"metric", "direction"}:
+            raise ctx.error(("objectives", i), item, "{metric: NAME, direction: minimize|maximize}")
+        metric = _metric_ok(ctx, ("objectives", i, "metric"), item["metric"])
+        if item["direction"] not in ("minimize", "maximize"):
+            raise ctx.error(
+                ("objectives", i, "direction"), item["direction"], "minimize or maximize"
+            )
+        out.append(Objective(metric, item["direction"]))
+    if len({o.metric for o in out}) != len(out):
+        raise ctx.error(("objectives",), [o.metric for o in out], "distinct metrics")
+    return tuple(out)
+
+
+def _constraints(ctx: _Ctx, data: Any) -> tuple[Constraint, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ctx.error(("constraints",), data, "a list of {metric, max} entries")
+    out = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or set(item) != {"metric", "max"}:
+            raise ctx.error(("constraints", i), item, "{metric: NAME, max: NUMBER}")
+        metric = _metric_ok(ctx, ("constraints", i, "metric"), item["metric"])
+        bound = item["max"]
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise ctx.error(("constraints", i, "max"), bound, "a number")
+        out.append(Constraint(metric, float(bound)))
+    return tuple(out)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Load and validate a space file (a path, or a shipped space's name)."""
+    p = resolve_space_path(path)
+    data, lines = load_yaml(p)
+    return space_from_data(data, source=str(p), lines=lines)
+
+
+def parse_space(text: str, *, source: str = "<string>") -> SearchSpace:
+    data, lines = parse_yaml(text, source=source)
+    return space_from_data(data, source=source, lines=lines)
+
+
+#: the shipped spaces: ``quickstart`` means ``search_spaces/quickstart.yaml`` of the repository
+SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+def resolve_space_path(spec: str | Path) -> Path:
+    p = Path(spec)
+    if not p.exists() and p.suffix == "" and (SPACES_DIR / f"{p.name}.yaml").exists():
+        return SPACES_DIR / f"{p.name}.yaml"
+    return p
+
+
+def check_buildable(space: SearchSpace, *, tries: int = 64, seed: int = 0) -> int:
+    """Draw ``tries`` random trials; raise :class:`ConfigError` if none gives a valid model (a
+    contradictory space). Returns how many were valid."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    ok, last = 0, None
+    for _ in range(tries):
+        trial = study.ask()
+        try:
+            build_config(trial, space)
+            ok += 1
+        except ConfigError as e:
+            last = e
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    if ok == 0:
+        assert last is not None
+        raise ConfigError(
+            "space",
+            space.name,
+            f"a space with at least one buildable model: {tries} random draws all failed, "
+            f"e.g. {last}",
+            source=space.source,
+        )
+    return ok
