@@ -16,6 +16,8 @@ from archsearch.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+PROFILE_HELP = "Hardware preset: a YAML path or a shipped name (cpu, h100-bf16, a100-bf16, ...)."
+
 #: set by ``archsearch --debug``: show tracebacks instead of one-line errors
 DEBUG = {"on": False}
 
@@ -60,3 +62,12 @@ def parse_length(text: str) -> int:
 
 def echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2))
+
+
+def checked_profile(spec: str) -> Any:
+    """Load a profile (path or shipped name) and fail with one line if its device is missing."""
+    from archsearch.profiling.profiles import check_device, load_profile, resolve_profile_path
+
+    prof = load_profile(spec)
+    check_device(prof, source=str(resolve_profile_path(spec)))
+    return prof

@@ -10,9 +10,14 @@ from typing import Any
 import typer
 
 from archsearch.cli import app
-from archsearch.cli._common import echo_json, parse_length, si, user_errors
-
-PROFILE_HELP = "Measurement preset: a YAML path or a shipped name (cpu, h100-bf16, a100-bf16)."
+from archsearch.cli._common import (
+    PROFILE_HELP,
+    checked_profile,
+    echo_json,
+    parse_length,
+    si,
+    user_errors,
+)
 
 
 def parse_lengths(texts: list[str]) -> list[int]:
@@ -22,12 +27,9 @@ def parse_lengths(texts: list[str]) -> list[int]:
 
 
 def _setup(models: list[Path], profile: str, metrics: str) -> tuple[Any, Any, set[str]]:
-    from archsearch.profiling.profiles import check_device, load_profile, resolve_profile_path
     from archsearch.profiling.runner import load_variants, parse_metrics
 
-    prof = load_profile(profile)
-    check_device(prof, source=str(resolve_profile_path(profile)))
-    return prof, load_variants(models), parse_metrics(metrics)
+    return checked_profile(profile), load_variants(models), parse_metrics(metrics)
 
 
 def _bytes(n: Any) -> str:

@@ -10,10 +10,8 @@ from typing import Any
 import typer
 
 from archsearch.cli import app
-from archsearch.cli._common import echo_json, user_errors
+from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, user_errors
 from archsearch.errors import ConfigError
-
-PROFILE_HELP = "Hardware preset: a YAML path or a shipped name (cpu, h100-bf16, ...)."
 
 
 def parse_count(text: str, field: str) -> int:
@@ -92,15 +90,13 @@ def train_cmd(
 ) -> None:
     """Train MODEL on a task within a budget; write result.json, curve.csv and curve.png."""
     from archsearch.model.config import load_model_config_located
-    from archsearch.profiling.profiles import check_device, load_profile, resolve_profile_path
     from archsearch.quality.report import write_result
     from archsearch.quality.tasks import make_task
     from archsearch.quality.train import TrainConfig, check_budget_fits
     from archsearch.quality.train import train as run_training
 
     cfg_model, _ = load_model_config_located(model)
-    prof = load_profile(profile)
-    check_device(prof, source=str(resolve_profile_path(profile)))
+    prof = checked_profile(profile)
     options = parse_task_options(task_opts)
     if data is not None:
         options["data"] = data

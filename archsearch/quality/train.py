@@ -329,7 +329,7 @@ def _progress(cfg: TrainConfig, step: int, total: int | None, train_s: float) ->
 
 
 def check_budget_fits(cfg: TrainConfig, task: Task) -> None:
-    """A step budget of zero tokens cannot happen; a token budget below one batch is an error."""
+    """A token budget smaller than one window of ``seq_len`` tokens is an error."""
     if cfg.budget_tokens is not None and cfg.budget_tokens < task.seq_len:
         raise ConfigError(
             "budget_tokens",
