@@ -122,6 +122,8 @@ class Task(abc.ABC):
     name: ClassVar[str]
     metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    metrics: ClassVar[tuple[str, ...]]
+    """every held-out metric :meth:`evaluate` returns (besides counts)"""
     Config: ClassVar[type]
 
     def __init__(self, cfg: Any, seq_len: int) -> None:
@@ -199,6 +201,7 @@ class LMTask(Task):
     name = "lm"
     metric = "bits_per_byte"
     higher_is_better = False
+    metrics = ("loss", "bits_per_byte", "perplexity")
     Config = LMTaskConfig
 
     def __init__(self, cfg: LMTaskConfig, seq_len: int) -> None:
@@ -292,6 +295,7 @@ class MQARTask(Task):
     name = "mqar"
     metric = "accuracy"
     higher_is_better = True
+    metrics = ("loss", "accuracy")
     Config = MQARTaskConfig
 
     def __init__(self, cfg: MQARTaskConfig, seq_len: int) -> None:
@@ -358,6 +362,7 @@ class SCIFARTask(Task):
     name = "scifar"
     metric = "accuracy"
     higher_is_better = True
+    metrics = ("loss", "accuracy")
     Config = SCIFARTaskConfig
     n_classes = 10
 

@@ -54,6 +54,8 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     evals: int = 8
     """held-out evaluations after step 0, evenly spaced over the budget"""
+    eval_at: tuple[float, ...] = ()
+    """extra evaluation points, as fractions of the budget (the search's halving rungs)"""
     seed: int = 0
     compile: bool = False
 
@@ -83,6 +85,13 @@ class TrainConfig:
             "a positive number or null",
         )
         require(self.evals >= 1, "evals", self.evals, "an integer >= 1")
+        for f in self.eval_at:
+            require(0 < f <= 1, "eval_at", f, "fractions of the budget in (0, 1]")
+
+    def eval_points(self) -> list[float]:
+        """Fractions of the budget at which the held-out metrics are evaluated (after step 0)."""
+        even = [k / self.evals for k in range(1, self.evals + 1)]
+        return sorted({round(f, 12) for f in (*even, *self.eval_at)})
 
     def total_steps(self, tokens_per_step: int) -> int | None:
         """Steps the token/step budgets allow (None: only a time budget)."""
@@ -253,7 +262,8 @@ def train(
 
         train_s, step, lr = 0.0, 0, 0.0
         since: list[float] = []
-        next_eval = 1
+        points = cfg.eval_points()
+        next_eval = 0
         try:
             evaluate(0, cfg.lr_at(0.0), since)
             model.train()
@@ -293,8 +303,8 @@ def train(
                 progress = _progress(cfg, step, total, train_s)
                 if on_step is not None:
                     on_step(step, min(progress, 1.0), value, step * tokens_per_step / train_s)
-                if progress >= min(1.0, next_eval / cfg.evals):
-                    while next_eval <= cfg.evals and progress >= next_eval / cfg.evals:
+                if next_eval < len(points) and progress >= points[next_eval]:
+                    while next_eval < len(points) and progress >= points[next_eval]:
                         next_eval += 1
                     evaluate(step, lr, since)
         except KeyboardInterrupt:

@@ -1,0 +1,205 @@
+"""A study's trials as plain records, the Pareto front and the hypervolume (no torch here).
+
+Each trial's outcome lives in its Optuna user attributes (see :mod:`archsearch.search.study`), so
+any tool that reads the storage (``optuna-dashboard``, the ``optuna`` CLI, this module) sees the
+same thing:
+
+==============  ==============================================================================
+outcome         Optuna state and meaning
+==============  ==============================================================================
+complete        COMPLETE: trained on the full budget; values are the objectives
+stopped         PRUNED: stopped by successive halving at a lower rung (``fidelity`` says where)
+infeasible      PRUNED: a profiled constraint is broken, so it was not trained
+invalid         PRUNED: the sampled combination cannot be built (constraint ``valid`` = 1)
+diverged        FAIL: the training loss became NaN or infinite
+failed          FAIL: out of memory or another error while profiling or training
+interrupted     FAIL: Ctrl-C (or the process died); its parameters are queued again
+==============  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+OUTCOMES = ("complete", "stopped", "infeasible", "invalid", "diverged", "failed", "interrupted")
+FINISHED = frozenset(OUTCOMES) - {"interrupted"}
+"""outcomes that count towards ``--trials`` (an interrupted trial is run again)"""
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    state: str
+    outcome: str
+    reason: str
+    label: str
+    """family and mixer kinds, e.g. ``ecp``, ``hsm+softmax``, ``perceiver_ar``"""
+    params: dict[str, Any]
+    values: dict[str, float] = field(default_factory=dict)
+    """objective metric -> value (complete trials)"""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """every measured metric: profiled ones, and the final held-out ones"""
+    constraints: dict[str, float] = field(default_factory=dict)
+    fidelity: list[dict[str, Any]] = field(default_factory=list)
+    tokens: int | None = None
+    train_seconds: float | None = None
+    seconds: float | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    duplicate_of: int | None = None
+    """an earlier trial with the same parameters, whose result this one reuses"""
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.constraints.values())
+
+    def row(self, objectives: Sequence[str]) -> dict[str, Any]:
+        """One flat CSV row."""
+        row: dict[str, Any] = {
+            "number": self.number,
+            "state": self.state,
+            "outcome": self.outcome,
+            "label": self.label,
+            "feasible": self.feasible,
+        }
+        for m in objectives:
+            row[m] = self.values.get(m, self.metrics.get(m))
+        for k, v in sorted(self.metrics.items()):
+            row.setdefault(k, v)
+        for k, v in sorted(self.constraints.items()):
+            row[f"constraint:{k}"] = v
+        last = self.fidelity[-1] if self.fidelity else None
+        row["rung"] = None if last is None else last["rung"]
+        row["trained_tokens"] = self.tokens
+        row["train_seconds"] = self.train_seconds
+        row["seconds"] = self.seconds
+        for k, v in sorted(self.params.items()):
+            row[f"param:{k}"] = v
+        row["duplicate_of"] = self.duplicate_of
+        row["reason"] = self.reason
+        return row
+
+
+def model_label(model: dict[str, Any]) -> str:
+    """``ecp``, ``hsm+softmax``, ``perceiver_ar``, ``v2_split/ecp`` (family, then mixer kinds
+    unless they are plain softmax)."""
+    fam = model.get("family", "decoder")
+    fam = fam.get("kind", "decoder") if isinstance(fam, dict) else fam
+    kinds = sorted({b["mixer"]["kind"] for b in model.get("layers", [])})
+    mixers = "+".join(kinds)
+    if fam == "decoder":
+        return mixers
+    return fam if mixers == "softmax" else f"{fam}/{mixers}"
+
+
+def to_min(values: Sequence[float], directions: Sequence[str]) -> list[float]:
+    """Objective values as a minimisation vector (maximised ones negated)."""
+    return [v if d == "minimize" else -v for v, d in zip(values, directions, strict=True)]
+
+
+def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the non-dominated points (minimisation); duplicates are all kept."""
+    out = []
+    for i, p in enumerate(points):
+        if not any(dominates(q, p) for j, q in enumerate(points) if j != i):
+            out.append(i)
+    return out
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(
+        x < y for x, y in zip(a, b, strict=True)
+    )
+
+
+def hypervolume(points: Sequence[Sequence[float]], ref: Sequence[float]) -> float:
+    """Volume dominated by ``points`` and bounded by ``ref`` (minimisation; exact, any
+    dimension, by slicing along the last objective; fine for the few hundred points of a
+    study). Points not strictly better than ``ref`` in every objective add nothing."""
+    pts = [list(p) for p in points if all(x < r for x, r in zip(p, ref, strict=True))]
+    if not pts:
+        return 0.0
+    d = len(ref)
+    if d == 1:
+        return ref[0] - min(p[0] for p in pts)
+    if d == 2:
+        pts.sort()
+        area, best_y = 0.0, ref[1]
+        for x, y in pts:
+            if y < best_y:
+                area += (ref[0] - x) * (best_y - y)
+                best_y = y
+        return area
+    pts.sort(key=lambda p: p[-1])
+    vol = 0.0
+    for i, p in enumerate(pts):
+        top = pts[i + 1][-1] if i + 1 < len(pts) else ref[-1]
+        if top > p[-1]:
+            vol += (top - p[-1]) * hypervolume([q[:-1] for q in pts[: i + 1]], ref[:-1])
+    return vol
+
+
+def reference_point(points: Sequence[Sequence[float]], margin: float = 0.1) -> list[float]:
+    """The nadir of ``points`` pushed out by ``margin`` of each objective's range (or of its
+    magnitude when the range is zero), so the extreme points still add volume."""
+    cols = list(zip(*points, strict=True))
+    ref = []
+    for c in cols:
+        lo, hi = min(c), max(c)
+        span = hi - lo if hi > lo else max(abs(hi), 1.0)
+        ref.append(hi + margin * span)
+    return ref
+
+
+def hypervolume_history(
+    points: Sequence[Sequence[float] | None], ref: Sequence[float]
+) -> list[float]:
+    """Hypervolume after each trial (None: a trial with no feasible values)."""
+    seen: list[Sequence[float]] = []
+    out = []
+    for p in points:
+        if p is not None:
+            seen.append(p)
+        out.append(hypervolume(seen, ref) if seen else 0.0)
+    return out
+
+
+def is_finite(values: Sequence[float]) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def trial_record(t: Any, objectives: Sequence[str]) -> TrialRecord:
+    """The record of an Optuna ``FrozenTrial`` (read through its public attributes only)."""
+    ua = t.user_attrs
+    state = t.state.name
+    outcome = ua.get("outcome") or {
+        "COMPLETE": "complete",
+        "PRUNED": "stopped",
+        "FAIL": "failed",
+        "RUNNING": "running",
+        "WAITING": "waiting",
+    }.get(state, state.lower())
+    values = {}
+    if state == "COMPLETE" and t.values is not None:
+        values = dict(zip(objectives, t.values, strict=True))
+    duration = t.duration.total_seconds() if t.duration is not None else None
+    model = ua.get("model") or {}
+    return TrialRecord(
+        number=t.number,
+        state=state,
+        outcome=outcome,
+        reason=ua.get("reason", ""),
+        label=ua.get("label") or (model_label(model) if model else "?"),
+        params=dict(t.params),
+        values=values,
+        metrics=dict(ua.get("metrics") or {}),
+        constraints=dict(t.constraints),
+        fidelity=list(ua.get("fidelity") or []),
+        tokens=ua.get("trained_tokens"),
+        train_seconds=ua.get("train_seconds"),
+        seconds=duration,
+        model=model,
+        duplicate_of=ua.get("duplicate_of"),
+    )
