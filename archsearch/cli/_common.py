@@ -71,3 +71,26 @@ def checked_profile(spec: str) -> Any:
     prof = load_profile(spec)
     check_device(prof, source=str(resolve_profile_path(spec)))
     return prof
+
+
+def invocation(ctx: typer.Context) -> str:
+    """The running command as a user would type it: arguments, then the options that differ
+    from their defaults (rebuilt from the parsed values, so it is right under any runner)."""
+    import shlex
+
+    words: list[str] = []
+    for p in ctx.command.params:
+        value = ctx.params.get(p.name or "")
+        if p.param_type_name == "argument":
+            words += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+            continue
+        if value == p.default or value is None or value == [] or p.name == "help":
+            continue
+        if getattr(p, "is_flag", False):
+            names = p.opts if value else getattr(p, "secondary_opts", [])
+            if names:
+                words.append(names[0])
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            words += [p.opts[0], str(v)]
+    return " ".join([ctx.command_path, *(shlex.quote(w) for w in words)])

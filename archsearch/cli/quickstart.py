@@ -1,108 +1,55 @@
 """``archsearch quickstart``: the main job on embedded defaults.
 
-For now it builds the embedded default models (archsearch/defaults/*.yaml), profiles their
-parameters, FLOPs and decode state at one sequence length, checks the FLOPs with FlopCounterMode,
-and writes a comparison (CSV + markdown) to the output folder. The search issue turns it into a
-real architecture search.
+A real multi-objective search on ``search_spaces/quickstart.yaml`` (small byte-level models on the
+embedded corpus, on the CPU): sample, profile, train with successive halving, and write the report
+with the Pareto plot to ``runs/quickstart/report/``. Re-running resumes the study.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import typer
 
 from archsearch.cli import app
-from archsearch.cli._common import echo_json, parse_length, si, user_errors
-
-DEFAULTS = Path(__file__).resolve().parent.parent / "defaults"
+from archsearch.cli._common import PROFILE_HELP, echo_json, invocation, user_errors
+from archsearch.cli.search import SAMPLER_HELP, run_search
+from archsearch.cli.train import parse_count
 
 
 @app.command("quickstart")
 @user_errors
 def quickstart_cmd(
+    ctx: typer.Context,
     out: Path = typer.Option(Path("runs/quickstart"), "--out", "-o", help="Output folder."),
-    seq_len: str = typer.Option("4k", "--seq-len", "-T", help="Sequence length (e.g. 4k)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    trials: int = typer.Option(16, "--trials", "-n", min=1, help="Trials in the study."),
+    budget_tokens: str | None = typer.Option(
+        None, "--budget-tokens", help="Training tokens per trial (default: the space's, 800k)."
+    ),
+    sampler: str = typer.Option("tpe", "--sampler", help=SAMPLER_HELP),
+    seed: int = typer.Option(0, "--seed", help="Sampler seed."),
+    profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary, no live table."),
 ) -> None:
-    """Compare the embedded default models (softmax, sliding window, S2-Attn) and write a report."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from archsearch.cli.build import summarize
-    from archsearch.model.config import dump_model_config, load_model_config
-    from archsearch.profiling.env import environment
-
-    T = parse_length(seq_len)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "models").mkdir(exist_ok=True)
-    rows = []
-    for path in sorted(DEFAULTS.glob("*.yaml")):
-        cfg = load_model_config(path)
-        cfg = cfg.replace(max_seq_len=max(cfg.max_seq_len, T))
-        s = summarize(cfg, T)
-        (out / "models" / path.name).write_text(dump_model_config(cfg))
-        f = s["flops"]
-        rows.append(
-            {
-                "model": s["name"],
-                "mixer": cfg.layers[0].mixer.kind,
-                "seq_len": T,
-                "params": s["params"]["total"],
-                "fwd_flops_per_token_exact": round(f["forward_exact_per_token"]),
-                "fwd_flops_per_token_dense": round(f["forward_dense_per_token"]),
-                "train_flops_per_token_exact": round(f["training_exact_per_token"]),
-                "decode_state_numbers": s["decode_state_numbers"],
-                "counter_rel_diff": s["flop_counter"]["relative_difference"],
-            }
-        )
-    with (out / "summary.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "env.json").write_text(json.dumps(environment(), indent=2) + "\n")
-    md = [
-        f"# archsearch quickstart (T = {T})",
-        "",
-        "FLOPs count a multiply-add as 2; *exact* counts unmasked query-key pairs only, *dense*",
-        "counts the score blocks the implementation computes; training = 3 x forward.",
-        "The last column compares the analytic dense count with FlopCounterMode on the real model.",
-        "",
-        "| model | params | fwd FLOPs/token (exact) | fwd FLOPs/token (dense) | "
-        "decode state (numbers) | counter diff |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        md.append(
-            f"| {r['model']} | {r['params']:,} | {si(r['fwd_flops_per_token_exact'])} | "
-            f"{si(r['fwd_flops_per_token_dense'])} | {r['decode_state_numbers']:,} | "
-            f"{100 * r['counter_rel_diff']:+.3f}% |"
-        )
-    md += ["", "Regenerate: `archsearch quickstart --seq-len " + str(T) + f" --out {out}`", ""]
-    (out / "summary.md").write_text("\n".join(md))
+    """Search the quickstart space (bits per byte vs FLOPs, on the CPU, a few minutes) and
+    write the report with its Pareto plot."""
+    result = run_search(
+        "quickstart",
+        trials=trials,
+        profile=profile,
+        sampler=sampler,
+        seed=seed,
+        out=out,
+        budget_tokens=None
+        if budget_tokens is None
+        else parse_count(budget_tokens, "--budget-tokens"),
+        quiet=as_json,
+        command=invocation(ctx),
+    )
     if as_json:
-        echo_json(rows)
-        return
-    table = Table(title=f"embedded default models at T = {T}")
-    for col in (
-        "model",
-        "params",
-        "fwd FLOP/token exact",
-        "fwd FLOP/token dense",
-        "decode state",
-        "counter diff",
-    ):
-        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
-    for r in rows:
-        table.add_row(
-            r["model"],
-            f"{r['params']:,}",
-            si(r["fwd_flops_per_token_exact"]),
-            si(r["fwd_flops_per_token_dense"]),
-            si(r["decode_state_numbers"]),
-            f"{100 * r['counter_rel_diff']:+.3f}%",
-        )
-    Console().print(table)
-    typer.echo(f"wrote {out}/summary.md, {out}/summary.csv, {out}/env.json, {out}/models/")
+        echo_json(result)
+    elif not result["interrupted"]:
+        typer.echo(f"open {out / 'report' / 'report.md'} and {out / 'report' / 'pareto.png'}")
+    if result["interrupted"]:
+        typer.echo("interrupted: run the same command again to resume", err=True)
+        raise typer.Exit(code=130)

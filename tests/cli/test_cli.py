@@ -1,4 +1,4 @@
-"""The CLI as a user meets it: help, listings, build, quickstart, and one-line errors."""
+"""The CLI as a user meets it: help, listings, build, and one-line errors."""
 
 import json
 import subprocess
@@ -158,18 +158,8 @@ def test_missing_file_and_debug_traceback(tmp_path):
     assert r.exit_code != 0 and r.exception is not None  # --debug lets the exception through
 
 
-def test_quickstart_writes_report(tmp_path):
-    r = runner.invoke(app, ["quickstart", "--out", str(tmp_path), "-T", "1k"])
-    assert r.exit_code == 0, r.stderr
-    for name in ("summary.md", "summary.csv", "env.json"):
-        assert (tmp_path / name).stat().st_size > 0
-    csv_text = (tmp_path / "summary.csv").read_text()
-    assert "byte-softmax" in csv_text and "byte-s2attn" in csv_text
-    assert len(list((tmp_path / "models").glob("*.yaml"))) == 3
-
-
 def test_counter_disagreement_is_reported_not_hidden(tmp_path, monkeypatch):
-    """If FlopCounterMode disagreed with the analytic count, build and quickstart must say so."""
+    """If FlopCounterMode disagreed with the analytic count, build must say so."""
     import archsearch.profiling.counter as counter
 
     real = counter.count_flops
@@ -187,6 +177,3 @@ def test_counter_disagreement_is_reported_not_hidden(tmp_path, monkeypatch):
         app, ["build", str(ROOT / "models" / "gpt2-small.yaml")], env={"COLUMNS": "200"}
     )
     assert "-10.000%" in r.stdout
-    r = runner.invoke(app, ["quickstart", "--out", str(tmp_path), "-T", "1k"])
-    assert r.exit_code == 0, r.stderr
-    assert "-10.000%" in (tmp_path / "summary.md").read_text()
