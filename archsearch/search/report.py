@@ -216,25 +216,19 @@ def _plot_pareto(data: StudyData, front: list[TrialRecord], out: Path) -> dict[s
         ax = fig.add_subplot(projection="3d")
         _scatter(ax, data, front, colour, order, three_d=True)
         ax.set_title(f"{data.name}: Pareto front ({len(front)} of {len(data.records)} trials)")
-        fig.tight_layout()
-        fig.savefig(out / "pareto.png", dpi=110)
-        plt.close(fig)
+        _save(fig, out / "pareto.png")
         files["pareto"] = str(out / "pareto.png")
         fig, axes = plt.subplots(1, 3, figsize=(16, 5))
         for ax, (a, b) in zip(axes, ((0, 1), (0, 2), (1, 2)), strict=True):
             _scatter(ax, data, front, colour, [a, b], three_d=False, legend=ax is axes[0])
         fig.suptitle(f"{data.name}: pairwise projections (front of all three objectives)")
-        fig.tight_layout()
-        fig.savefig(out / "pareto_pairs.png", dpi=110)
-        plt.close(fig)
+        _save(fig, out / "pareto_pairs.png")
         files["pareto_pairs"] = str(out / "pareto_pairs.png")
         return files
     fig, ax = plt.subplots(figsize=(8, 5.5))
     _scatter(ax, data, front, colour, order[:2], three_d=False, legend=True)
     ax.set_title(f"{data.name}: Pareto front ({len(front)} of {len(data.records)} trials)")
-    fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "pareto.png")
     files["pareto"] = str(out / "pareto.png")
     return files
 
@@ -305,6 +299,14 @@ def _scatter(
         ax.legend(fontsize=8, loc="best")
 
 
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plot_hv(hv: list[float], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
@@ -314,9 +316,7 @@ def _plot_hv(hv: list[float], path: Path) -> Path:
     ax.set_ylabel("hypervolume (normalised objectives)")
     ax.set_title("hypervolume of the feasible front after each trial")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -346,9 +346,7 @@ def _plot_curves(data: StudyData, path: Path) -> Path:
     ax.set_title("learning curves (dotted, ▼: stopped by successive halving)")
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -387,9 +385,7 @@ def _write_importances(imp: dict[str, dict[str, float]], out: Path) -> Path:
         ax.barh(params, [d.get(p, 0.0) for p in params])
         ax.set_title(f"importance for {m}")
         ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(out / "importances.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "importances.png")
     return out / "importances.png"
 
 

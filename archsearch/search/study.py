@@ -135,22 +135,15 @@ def settings_from(
         # one stride for every model of the study (the decoder default): comparable numbers
         options["eval_stride"] = max(1, space.seq_len // 2)
     tcls = TASKS[name]
-    for o in space.objectives:
-        if o.metric not in PROFILE_METRICS and o.metric not in tcls.metrics:
-            raise ConfigError(
-                "objectives.metric",
-                o.metric,
-                f"a metric of the {name} task ({', '.join(tcls.metrics)}) or a profiled one",
-                source=space.source,
-            )
-    for c in space.constraints:
-        if c.metric not in PROFILE_METRICS and c.metric not in tcls.metrics:
-            raise ConfigError(
-                "constraints.metric",
-                c.metric,
-                f"a metric of the {name} task ({', '.join(tcls.metrics)}) or a profiled one",
-                source=space.source,
-            )
+    for what, items in (("objectives", space.objectives), ("constraints", space.constraints)):
+        for item in items:
+            if item.metric not in PROFILE_METRICS and item.metric not in tcls.metrics:
+                raise ConfigError(
+                    f"{what}.metric",
+                    item.metric,
+                    f"a metric of the {name} task ({', '.join(tcls.metrics)}) or a profiled one",
+                    source=space.source,
+                )
     train_data = dict(space.train)
     halving_data = train_data.pop("halving", None) or {}
     if not isinstance(halving_data, dict):

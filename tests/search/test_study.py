@@ -361,3 +361,27 @@ def test_quickstart_runs_a_real_search(tmp_path):
     assert res["finished"] == 2
     assert (out / "report" / "pareto.png").stat().st_size > 0
     assert (out / "study.db").exists()
+
+
+def test_contradictory_space_is_refused_before_a_study_exists(tmp_path):
+    space = tmp_path / "never.yaml"
+    space.write_text(TINY.replace("[2, 3]", "[3]").replace("    hsm: {mixing: ab}\n", ""))
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["search", str(space), "-n", "2", "-o", str(out)])
+    assert r.exit_code == 2 and "never.yaml" in r.stderr and "buildable" in r.stderr
+    assert not (out / "study.db").exists()
+
+
+def test_latency_objective_and_memory_constraint_are_measured(tmp_path):
+    text = TINY.replace(
+        "  - {metric: flops_fwd, direction: minimize}\n",
+        "  - {metric: latency_ms, direction: minimize}\n",
+    ).replace("{metric: params, max: 30000}", "{metric: peak_memory_gib, max: 1}")
+    search, study, _ = _search(tmp_path, text, rungs=1)
+    search.run(3)
+    done = [t for t in study.get_trials() if t.user_attrs["outcome"] == "complete"]
+    assert done
+    for t in done:
+        m = t.user_attrs["metrics"]
+        assert t.values[1] == m["latency_ms"] > 0
+        assert 0 < m["peak_memory_gib"] < 1 and t.constraints["peak_memory_gib"] < 0
