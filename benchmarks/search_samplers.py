@@ -55,7 +55,11 @@ def main() -> None:
     for name in args.samplers.split(","):
         url = storage_url(args.out / f"{name}-seed{args.seed}.db")
         study = open_study(
-            settings, open_storage(url), f"{space.name}-{name}", sampler=name, seed=args.seed,
+            settings,
+            open_storage(url),
+            f"{space.name}-{name}",
+            sampler=name,
+            seed=args.seed,
             n_trials=args.trials,
         )
         t0 = time.perf_counter()
@@ -67,8 +71,10 @@ def main() -> None:
     pts = [d.min_vector(r) for d in data.values() for r in d.complete(feasible=True)]
     ideal = [min(c) for c in zip(*pts, strict=True)]
     ref = reference_point(pts)
-    print(f"space {space.name}, {args.trials} trials, seed {args.seed}, objectives "
-          f"{settings.objectives} (minimisation vectors)")
+    print(
+        f"space {space.name}, {args.trials} trials, seed {args.seed}, objectives "
+        f"{settings.objectives} (minimisation vectors)"
+    )
     print(f"ideal {ideal}\nreference {ref}")
     print(f"{'sampler':<8} {'final HV':>9} {'complete':>9} {'front':>6} {'wall s':>8}")
     rows = []

@@ -34,7 +34,7 @@ def _root(
 
 
 # each module adds its command(s) to ``app``
-from archsearch.cli import build, families, mixers, profile, quickstart, search, train  # noqa: E402, F401, I001
+from archsearch.cli import build, families, mixers, profile, quickstart, search, train, worker  # noqa: E402, F401, I001
 
 
 def main() -> None:

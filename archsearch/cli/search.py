@@ -18,6 +18,7 @@ from archsearch.cli._common import (
 )
 from archsearch.cli.train import parse_count, parse_task_options
 from archsearch.errors import ConfigError
+from archsearch.search.results import FINISHED
 from archsearch.search.study import Observer
 
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
@@ -63,6 +64,20 @@ def search_cmd(
     timeout: float | None = typer.Option(
         None, "--timeout", help="Start no new trial after this many seconds."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        "-w",
+        min=1,
+        help="Worker processes on this machine sharing the study "
+        "(default storage then: OUT/study.journal).",
+    ),
+    devices: str | None = typer.Option(
+        None, "--devices", help="GPU indices the workers are pinned to, round robin (0,1,2,3)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads per worker (default: cores / workers)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Output folder (default runs/search/STUDY)."
     ),
@@ -89,6 +104,9 @@ def search_cmd(
         if budget_tokens is None
         else parse_count(budget_tokens, "--budget-tokens"),
         timeout=timeout,
+        workers=workers,
+        devices=devices,
+        threads=threads,
         out=out,
         report=report,
         quiet=as_json,
@@ -119,6 +137,9 @@ def run_search(
     rungs: int | None = None,
     budget_tokens: int | None = None,
     timeout: float | None = None,
+    workers: int = 1,
+    devices: str | None = None,
+    threads: int | None = None,
     out: Path | None = None,
     report: bool = True,
     quiet: bool = False,
@@ -128,7 +149,9 @@ def run_search(
     from archsearch.search.space import check_buildable, load_space
     from archsearch.search.study import (
         SAMPLERS,
+        TARGET,
         Search,
+        is_parallel_safe,
         open_storage,
         open_study,
         settings_from,
@@ -153,28 +176,47 @@ def run_search(
     out = out or Path("runs/search") / name
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
-    url = storage_url(storage or out / "study.db")
+    url = storage_url(storage or out / ("study.journal" if workers > 1 else "study.db"))
+    if workers > 1 and not is_parallel_safe(url):
+        raise ConfigError(
+            "--storage",
+            url,
+            "a journal file (journal:PATH) or a database server for --workers > 1: SQLite "
+            "is not safe for parallel writers",
+        )
+    device_list = _devices(devices)
     from archsearch.quality.tasks import make_task
 
     the_task = make_task(settings.task, settings.task_options, seq_len=sp.seq_len)
     st = open_study(settings, open_storage(url), name, sampler=sampler, seed=seed, n_trials=trials)
+    st.set_user_attr(TARGET, trials)
     live = LiveView(name, trials, settings, quiet=quiet)
-    search = Search(st, settings, observer=live, task=the_task)
-    recovered = search.recover()
-    with live:
-        live.load(st)
-        if recovered:
-            live.note(f"trials {recovered} were left running by a dead process: queued again")
-        summary = search.run(trials, timeout=timeout)
-    result: dict[str, Any] = {
-        "study": name,
-        "storage": url,
-        "finished": summary.finished,
-        "ran": summary.ran,
-        "interrupted": summary.interrupted,
-        "timed_out": summary.stopped_by_timeout,
-        "outcomes": summary.outcomes,
-    }
+    if workers > 1:
+        result = _run_workers(
+            st, url, name, trials, workers, device_list, threads, sampler, seed, out, live
+        )
+    else:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        search = Search(st, settings, observer=live, task=the_task)
+        recovered = search.recover()
+        with live:
+            live.load(st)
+            if recovered:
+                live.note(f"trials {recovered} were left running by a dead process: queued again")
+            summary = search.run(trials, timeout=timeout)
+        result = {
+            "study": name,
+            "storage": url,
+            "finished": summary.finished,
+            "ran": summary.ran,
+            "interrupted": summary.interrupted,
+            "timed_out": summary.stopped_by_timeout,
+            "outcomes": summary.outcomes,
+        }
+
     if report:
         from archsearch.search.report import write_report
 
@@ -184,6 +226,84 @@ def run_search(
         if not quiet:
             typer.echo(f"report: {rep['files']['report']} ({len(rep['front'])} on the front)")
     return result
+
+
+def _devices(text: str | None) -> list[str]:
+    if not text:
+        return []
+    out = [d.strip() for d in text.split(",") if d.strip()]
+    if not out or not all(d.isdigit() for d in out):
+        raise ConfigError("--devices", text, "comma-separated GPU indices, e.g. 0,1,2,3")
+    return out
+
+
+def _run_workers(
+    st: Any,
+    url: str,
+    name: str,
+    trials: int,
+    workers: int,
+    devices: list[str],
+    threads: int | None,
+    sampler: str,
+    seed: int,
+    out: Path,
+    live: LiveView,
+) -> dict[str, Any]:
+    """Start ``workers`` ``archsearch worker`` processes on the study, each pinned to a device
+    (round robin) with its share of the CPU threads; show the study live until they end. A
+    Ctrl-C is passed on to them: each marks its running trial interrupted."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    out.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for i in range(workers):
+        cmd = [sys.executable, "-m", "archsearch", "worker", "--storage", url, "--study", name]
+        cmd += ["--trials", str(trials), "--threads", str(threads), "--json"]
+        cmd += ["--sampler", sampler, "--seed", str(seed + 1000 * i + len(st.trials))]
+        env = dict(os.environ)
+        if devices:
+            env["CUDA_VISIBLE_DEVICES"] = devices[i % len(devices)]
+        log = (out / f"worker-{i}.log").open("w")
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
+    interrupted = False
+    with live:
+        try:
+            while any(p.poll() is None for p in procs):
+                live.load(st)
+                with contextlib.suppress(subprocess.TimeoutExpired):  # wakes up on an exit
+                    next(p for p in procs if p.poll() is None).wait(timeout=1.0)
+        except KeyboardInterrupt:
+            interrupted = True
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            for p in procs:
+                p.wait()
+        live.load(st)
+    codes = [p.returncode for p in procs]
+    finished = sum(t.user_attrs.get("outcome") in FINISHED for t in st.get_trials(deepcopy=False))
+    outcomes: dict[str, int] = {}
+    for t in st.get_trials(deepcopy=False):
+        o = t.user_attrs.get("outcome", t.state.name.lower())
+        outcomes[o] = outcomes.get(o, 0) + 1
+    return {
+        "study": name,
+        "storage": url,
+        "finished": finished,
+        "ran": None,
+        "workers": workers,
+        "threads_per_worker": threads,
+        "worker_exit_codes": codes,
+        "interrupted": interrupted or any(c == 130 for c in codes),
+        "timed_out": False,
+        "outcomes": outcomes,
+    }
 
 
 class LiveView(Observer):

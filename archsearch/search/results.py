@@ -14,6 +14,7 @@ invalid         PRUNED: the sampled combination cannot be built (constraint ``va
 diverged        FAIL: the training loss became NaN or infinite
 failed          FAIL: out of memory or another error while profiling or training
 interrupted     FAIL: Ctrl-C (or the process died); its parameters are queued again
+surplus         FAIL: two workers raced for the study's last trial; not run, not counted
 ==============  ==============================================================================
 """
 
@@ -24,8 +25,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-OUTCOMES = ("complete", "stopped", "infeasible", "invalid", "diverged", "failed", "interrupted")
-FINISHED = frozenset(OUTCOMES) - {"interrupted"}
+OUTCOMES = (
+    "complete",
+    "stopped",
+    "infeasible",
+    "invalid",
+    "diverged",
+    "failed",
+    "interrupted",
+    "surplus",
+)
+FINISHED = frozenset(OUTCOMES) - {"interrupted", "surplus"}
 """outcomes that count towards ``--trials`` (an interrupted trial is run again)"""
 
 

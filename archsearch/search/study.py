@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 ATTR = "archsearch"
 """the study user attribute holding the settings"""
+TARGET = "archsearch.target_trials"
+"""the study user attribute holding the number of finished trials its search asked for"""
 
 
 @dataclass
@@ -169,33 +171,61 @@ def settings_from(
 
 
 def storage_url(spec: str | Path) -> str:
-    """A storage URL as given, or a path to a SQLite file (``runs/x/study.db``)."""
+    """A storage URL as given (``sqlite:///``, ``postgresql://``, ``journal:PATH``), or a path:
+    ``*.journal`` is an Optuna journal file, anything else a SQLite file."""
     s = str(spec)
-    if "://" in s:
+    if "://" in s or s.startswith("journal:"):
         return s
-    return f"sqlite:///{Path(s).expanduser().resolve()}"
+    path = Path(s).expanduser().resolve()
+    if path.suffix == ".journal":
+        return f"journal:{path}"
+    return f"sqlite:///{path}"
 
 
-def open_storage(url: str, *, create: bool = True) -> Any:
-    """An Optuna RDB storage; a one-line error if it cannot be opened."""
+def is_parallel_safe(url: str) -> bool:
+    """Whether several processes may write the storage at once (SQLite: no)."""
+    return not url.startswith("sqlite:")
+
+
+def open_storage(url: str, *, create: bool = True, heartbeat: int | None = None) -> Any:
+    """An Optuna storage: RDB (SQLite, PostgreSQL, ...) or a journal file (``journal:PATH``).
+
+    ``heartbeat`` (seconds, RDB only): each running trial records a heartbeat; a trial whose
+    heartbeat is older than twice that is failed by the next worker that looks and re-queued
+    (``RetryFailedTrialCallback``). A one-line error if the storage cannot be opened.
+    """
     import optuna
 
+    path = None
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
+    elif url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:"))
+    if path is not None:
         if not create and not path.exists():
-            raise ConfigError("storage", url, "an existing SQLite file (no study there)")
+            raise ConfigError("storage", url, "an existing storage file (no study there)")
         if not path.parent.is_dir():
-            raise ConfigError(
-                "storage", url, f"a SQLite file in an existing folder ({path.parent})"
-            )
+            raise ConfigError("storage", url, f"a file in an existing folder ({path.parent})")
     try:
+        if url.startswith("journal:"):
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalFileBackend
+
+            return JournalStorage(JournalFileBackend(str(path)))
+        if heartbeat is not None and not url.startswith("sqlite:"):
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
+            )
         return optuna.storages.RDBStorage(url)
     except Exception as e:  # sqlalchemy/driver errors: bad scheme, missing driver, no server
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(
             "storage",
             url,
-            f"a database URL Optuna can open (sqlite:///PATH, postgresql://...): {msg}",
+            "a storage Optuna can open (sqlite:///PATH, postgresql://..., journal:PATH): " + msg,
         ) from None
 
 
@@ -230,6 +260,7 @@ def make_sampler(name: str, seed: int | None, n_trials: int) -> Any:
     """The sampler, seeded; start-up (random) trials scale with the study's size."""
     import optuna
 
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     startup = min(10, max(4, n_trials // 4))
     if name == "tpe":
         return optuna.samplers.TPESampler(
@@ -293,6 +324,62 @@ def load_settings(study: optuna.Study) -> dict[str, Any]:
 # running
 
 
+def recover_trials(study: optuna.Study, *, any_host: bool = False) -> list[int]:
+    """Mark trials left RUNNING by a dead worker as interrupted (FAIL) and queue their
+    parameters again; returns their numbers.
+
+    A worker of this machine is dead when its process is gone. Workers of other machines cannot
+    be checked from here: ``any_host`` treats every RUNNING trial as dead (use it only when no
+    worker is running). Heartbeat storages (PostgreSQL) do this by themselves; journal files
+    have no heartbeat, hence ``archsearch study recover``."""
+    import optuna
+
+    host = socket.gethostname()
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = str(t.user_attrs.get("worker", ""))
+        w_host, _, pid = worker.partition(":")
+        if not any_host and (w_host != host or not pid.isdigit() or _alive(int(pid))):
+            continue
+        storage = study._storage
+        storage.set_trial_user_attr(t._trial_id, "outcome", "interrupted")
+        storage.set_trial_user_attr(
+            t._trial_id, "reason", f"its worker ({worker or 'unknown'}) ended mid-trial"
+        )
+        try:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        except (RuntimeError, ValueError):  # finished meanwhile by its (living) worker
+            continue
+        study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
+        out.append(t.number)
+    return out
+
+
+def settings_of(study: optuna.Study) -> Settings:
+    """The settings a study was made with, rebuilt from its record (for workers that join)."""
+    from archsearch.dataconf import from_dict
+    from archsearch.profiling.profiles import Profile
+    from archsearch.search.space import space_from_data
+
+    rec = load_settings(study)
+    space = space_from_data(rec["space"], source=rec.get("space_source") or "<study>")
+    try:
+        profile = from_dict(Profile, dict(rec["profile"]))
+    except ConfigError as e:
+        raise e.located(prefix="profile", source=f"study {study.study_name}") from None
+    settings = settings_from(
+        space,
+        task=rec["task"]["name"],
+        task_options=rec["task"]["options"],
+        profile=profile,
+        eta=rec["halving"]["eta"],
+        rungs=rec["halving"]["rungs"],
+        budget_tokens=rec["train"].get("budget_tokens"),
+    )
+    check_same(rec, settings.record(), study.study_name)
+    return settings
+
+
 class Observer:
     """What the CLI shows while a search runs; every method is optional."""
 
@@ -351,40 +438,44 @@ class Search:
         )
 
     def recover(self) -> list[int]:
-        """Mark trials left RUNNING by a dead process of this machine as interrupted and queue
-        their parameters again. Returns their numbers."""
-        import optuna
-
-        host = socket.gethostname()
-        out = []
-        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            w_host, _, pid = str(t.user_attrs.get("worker", "")).partition(":")
-            if w_host != host or not pid.isdigit() or _alive(int(pid)):
-                continue
-            storage = self.study._storage
-            storage.set_trial_user_attr(t._trial_id, "outcome", "interrupted")
-            storage.set_trial_user_attr(
-                t._trial_id, "reason", f"its process ({t.user_attrs['worker']}) ended mid-trial"
-            )
-            self.study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-            self.study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
-            out.append(t.number)
-        return out
+        """Recover the trials of dead processes of this machine (see :func:`recover_trials`)."""
+        return recover_trials(self.study)
 
     # -- the loop --
 
-    def run(self, n_trials: int, *, timeout: float | None = None) -> SearchSummary:
-        """Run trials until the study holds ``n_trials`` finished ones (or Ctrl-C, or timeout)."""
+    def run(
+        self, n_trials: int, *, timeout: float | None = None, poll: float = 1.0
+    ) -> SearchSummary:
+        """Run trials until the study holds ``n_trials`` finished ones (or Ctrl-C, or timeout).
+
+        Several workers may run this on one study at once: a worker starts a trial only while
+        finished + running < ``n_trials`` or a trial is queued (a re-run of an interrupted or
+        dead one); otherwise it waits for the others, failing stale trials (heartbeat storages)
+        and recovering dead processes of this machine as it waits, and stops when the study is
+        done. A surplus trial from a race between workers is recorded as such, not run."""
         t0 = time.monotonic()
         ran = 0
         timed_out = False
+        waiting_note = False
         with _sigint_as_flag(self):
             try:
-                while self.finished() < n_trials and not self._interrupted:
+                while not self._interrupted:
+                    self.housekeeping()
+                    trials = self.study.get_trials(deepcopy=False)
+                    finished = sum(t.user_attrs.get("outcome") in FINISHED for t in trials)
+                    if finished >= n_trials:
+                        break
+                    states = [t.state.name for t in trials]
+                    if "WAITING" not in states and finished + states.count("RUNNING") >= n_trials:
+                        if not waiting_note:
+                            self.observer.trial_note("waiting for the other workers' trials")
+                            waiting_note = True
+                        time.sleep(poll)
+                        continue
                     if timeout is not None and time.monotonic() - t0 > timeout:
                         timed_out = True
                         break
-                    self.run_trial()
+                    self.run_trial(n_trials)
                     ran += 1
             except KeyboardInterrupt:  # between trials: nothing is running
                 self._interrupted = True
@@ -396,21 +487,45 @@ class Search:
             self.study.study_name, self.finished(), ran, self._interrupted, timed_out, outcomes
         )
 
-    def run_trial(self) -> TrialRecord:
+    def housekeeping(self) -> None:
+        """Fail trials whose heartbeat stopped (database storages with a heartbeat; they are
+        re-queued), or else recover the trials of dead processes of this machine."""
+        import optuna
+
+        if heartbeat_interval(self.study._storage):
+            optuna.storages.fail_stale_trials(self.study)  # re-queued by RetryFailedTrialCallback
+        else:
+            self.recover()
+
+    def run_trial(self, n_trials: int | None = None) -> TrialRecord:
         import optuna
 
         with _critical(self, raise_on_exit=False):
             trial = self.study.ask()
+            for key in ("fidelity", "rungs", "metrics", "curve", "trained_tokens"):
+                if key in trial.user_attrs:  # inherited by a re-queued copy of a dead trial
+                    trial.set_user_attr(key, [] if key == "fidelity" else None)
             trial.set_user_attr("worker", self.worker)
+            sys_attrs = self.study._storage.get_trial_system_attrs(trial._trial_id)
+            failed = sys_attrs.get("failed_trial")
+            if failed is not None:
+                trial.set_user_attr("retry_of", failed)
         t0 = time.monotonic()
+        heartbeat = _Heartbeat(self.study._storage, trial._trial_id)
         try:
             if self._deferred:
                 raise KeyboardInterrupt
-            outcome = self._trial(trial)
+            queued = failed is not None or "fixed_params" in sys_attrs
+            if n_trials is not None and not queued and self._surplus(trial, n_trials):
+                outcome = _Outcome("surplus", "another worker started the last trial first")
+            else:
+                outcome = self._trial(trial)
         except KeyboardInterrupt:
             outcome = _Outcome("interrupted", "interrupted (Ctrl-C) before training finished")
         except Exception as e:  # failures are data: record, go on
             outcome = _Outcome("failed", _failure_reason(e))
+        finally:
+            heartbeat.stop()
         if outcome.outcome == "interrupted":
             self._interrupted = True
         state = {
@@ -505,6 +620,19 @@ class Search:
             return _Outcome("diverged", f"non-finite objective values {values}")
         return _Outcome("complete", res.reason, values)
 
+    def _surplus(self, trial: optuna.Trial, n_trials: int) -> bool:
+        """Two workers raced for the last trial: the later one (by number) gives way."""
+        trials = self.study.get_trials(deepcopy=False)
+        finished = sum(t.user_attrs.get("outcome") in FINISHED for t in trials)
+        ahead = [
+            t
+            for t in trials
+            if t.state.name == "RUNNING"
+            and t.number < trial.number
+            and "outcome" not in t.user_attrs
+        ]
+        return finished + len(ahead) >= n_trials
+
     def _reuse(self, trial: optuna.Trial) -> _Outcome | None:
         """A trial with the same parameters already finished: training is deterministic on one
         machine, so its result is copied instead of recomputed (``duplicate_of``)."""
@@ -581,7 +709,10 @@ class Search:
                 others = [
                     t.user_attrs["rungs"][str(r)]
                     for t in self.study.get_trials(deepcopy=False)
-                    if t.number != trial.number and str(r) in (t.user_attrs.get("rungs") or {})
+                    if t.number != trial.number
+                    and t.state.name in ("RUNNING", "COMPLETE", "PRUNED")
+                    and t.user_attrs.get("duplicate_of") is None
+                    and str(r) in (t.user_attrs.get("rungs") or {})
                 ]
                 d = judge_rung(s.halving, r, p.tokens, vec, others)
                 fidelity.append({**d.to_dict(), "value": p.metrics[self.task.metric]})
@@ -604,6 +735,38 @@ class Search:
             self.observer.trial_step(fraction, loss)
 
         return train(cfg, self.task, tcfg, s.profile, on_step=on_step, on_eval=on_eval)
+
+
+def heartbeat_interval(storage: Any) -> int | None:
+    """The storage's heartbeat interval in seconds (None: no heartbeat, e.g. a journal file)."""
+    get = getattr(storage, "get_heartbeat_interval", None)
+    return get() if get is not None else None
+
+
+class _Heartbeat:
+    """Records the running trial's heartbeat every ``heartbeat_interval`` seconds (RDB storages
+    opened with a heartbeat; otherwise nothing), so a dead worker's trial goes stale."""
+
+    def __init__(self, storage: Any, trial_id: int) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        interval = heartbeat_interval(storage)
+        if not interval:
+            return
+        storage.record_heartbeat(trial_id)
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                with contextlib.suppress(Exception):  # a missed beat is retried next time
+                    storage.record_heartbeat(trial_id)
+
+        self._thread = threading.Thread(target=beat, name="archsearch-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 @dataclass

@@ -1,0 +1,191 @@
+"""Several workers on one study, on Optuna's shared storages: a journal file on one machine and
+a real PostgreSQL server (``scripts/postgres.sh``; CI starts one). One worker is killed with
+SIGKILL mid-trial; the study must still end with exactly the requested finished trials, none
+run twice, and the killed trial run again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+
+from archsearch.profiling.profiles import Profile
+from archsearch.search.results import FINISHED
+from archsearch.search.space import parse_space
+from archsearch.search.study import TARGET, open_storage, open_study, settings_from
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPACE = """\
+version: 1
+name: tinyw
+seq_len: 32
+fixed: {vocab_size: 256, max_seq_len: 32}
+params:
+  d_model: {choices: [16, 24, 32]}
+  n_layers: {low: 1, high: 3}
+  mlp_ratio: {choices: [2.0, 4.0]}
+layers:
+  mix: uniform
+  mixer:
+    softmax: {n_heads: {choices: [2, 4]}}
+    hsm: {mixing: ab}
+objectives:
+  - {metric: bits_per_byte, direction: minimize}
+  - {metric: flops_fwd, direction: minimize}
+task: {name: lm, options: {eval_tokens: 512}}
+train: {budget_tokens: 40000, batch_size: 4, evals: 2, halving: {eta: 2, rungs: 2}}
+"""
+PG = os.environ.get("ARCHSEARCH_TEST_POSTGRES")
+
+
+def _create(url: str, n_trials: int) -> str:
+    name = f"tinyw-{uuid.uuid4().hex[:8]}"
+    settings = settings_from(parse_space(SPACE, source="tinyw.yaml"), profile=Profile())
+    study = open_study(settings, open_storage(url), name, n_trials=n_trials)
+    study.set_user_attr(TARGET, n_trials)
+    return name
+
+
+def _worker(url: str, name: str, *extra: str) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "archsearch", "worker", "--storage", url, "--study", name]
+    cmd += ["--threads", "1", "--json", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=open_storage(url)).get_trials()
+
+
+def _kill_one_mid_trial(url: str, name: str, procs: list[subprocess.Popen[bytes]]) -> int:
+    """SIGKILL a worker whose trial has been running for two polls in a row; its number."""
+    pids = {p.pid: p for p in procs}
+    seen: dict[int, int] = {}
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        running = {}
+        for t in _trials(url, name):
+            if t.state.name == "RUNNING" and t.user_attrs.get("metrics"):
+                pid = int(str(t.user_attrs.get("worker", ":0")).rpartition(":")[2] or 0)
+                if pid in pids:
+                    running[t.number] = pid
+        for number, pid in running.items():
+            if seen.get(number) == pid:
+                pids[pid].send_signal(signal.SIGKILL)
+                pids[pid].wait()
+                return number
+        seen = running
+        time.sleep(0.4)
+    pytest.fail("no worker was ever caught mid-trial")
+
+
+def _check_done(url: str, name: str, n_trials: int, killed: int) -> None:
+    trials = _trials(url, name)
+    finished = [t for t in trials if t.user_attrs.get("outcome") in FINISHED]
+    assert len(finished) == n_trials  # all requested trials, no more
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    dead = trials[killed]
+    assert dead.state.name == "FAIL" and dead.user_attrs.get("outcome") != "complete"
+    reruns = [t for t in finished if t.user_attrs.get("retry_of") == killed]
+    assert len(reruns) == 1 and reruns[0].params == dead.params  # re-run once, same model
+    # no finished trial was run twice: at most one finished trial per retried trial
+    retried = [t.user_attrs.get("retry_of") for t in finished if t.user_attrs.get("retry_of")]
+    assert len(retried) == len(set(retried))
+    # no rung judged twice in one trial
+    for t in finished:
+        rungs = [f["rung"] for f in t.user_attrs.get("fidelity") or []]
+        assert len(rungs) == len(set(rungs))
+
+
+def test_journal_two_workers_one_killed(tmp_path):
+    url = f"journal:{tmp_path / 'study.journal'}"
+    name = _create(url, 6)
+    procs = [_worker(url, name), _worker(url, name)]
+    try:
+        killed = _kill_one_mid_trial(url, name, procs)
+        survivor = next(p for p in procs if p.returncode is None)
+        _, err = survivor.communicate(timeout=300)
+        assert survivor.returncode == 0, err.decode()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    # the survivor (same machine) saw the dead worker's process gone and re-ran its trial
+    _check_done(url, name, 6, killed)
+
+
+def test_study_recover_then_resume(tmp_path):
+    url = f"journal:{tmp_path / 'study.journal'}"
+    name = _create(url, 3)
+    proc = _worker(url, name)
+    try:
+        killed = _kill_one_mid_trial(url, name, [proc])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _trials(url, name)[killed].state.name == "RUNNING"  # a journal has no heartbeat
+    base = [sys.executable, "-m", "archsearch", "study", "recover", "--storage", url]
+    r = subprocess.run([*base, "--study", name, "--json"], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert f'"recovered": [\n    {killed}\n  ]' in r.stdout.decode()
+    r = subprocess.run([*base, "--study", "nope"], capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"--study" in r.stderr and b"Traceback" not in r.stderr
+    res = _worker(url, name)
+    _, err = res.communicate(timeout=300)
+    assert res.returncode == 0, err.decode()
+    _check_done(url, name, 3, killed)
+
+
+def test_workers_refuse_sqlite(tmp_path):
+    space = tmp_path / "tinyw.yaml"
+    space.write_text(SPACE)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "archsearch",
+            "search",
+            str(space),
+            "--workers",
+            "2",
+            "-n",
+            "2",
+            "--storage",
+            str(tmp_path / "x.db"),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and b"SQLite is not safe" in r.stderr
+
+
+@pytest.mark.skipif(
+    PG is None and not os.environ.get("ARCHSEARCH_REQUIRE_POSTGRES"),
+    reason='no PostgreSQL server: start one with `eval "$(bash scripts/postgres.sh start)"` '
+    "(it sets ARCHSEARCH_TEST_POSTGRES); CI does",
+)
+def test_postgres_four_workers_one_killed():
+    assert PG, "CI must provide a PostgreSQL server (ARCHSEARCH_TEST_POSTGRES)"
+    name = _create(PG, 10)
+    procs = [_worker(PG, name, "--heartbeat", "1") for _ in range(4)]
+    try:
+        killed = _kill_one_mid_trial(PG, name, procs)
+        for p in procs:
+            if p.returncode is None:
+                _, err = p.communicate(timeout=600)
+                assert p.returncode == 0, err.decode()
+        _check_done(PG, name, 10, killed)
+        dead = _trials(PG, name)[killed]
+        # Optuna's heartbeat failed it (no archsearch recovery on heartbeat storages)
+        assert dead.user_attrs.get("outcome") is None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        optuna.delete_study(study_name=name, storage=open_storage(PG))
