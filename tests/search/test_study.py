@@ -206,7 +206,7 @@ def test_sigint_mid_trial_then_resume_loses_and_duplicates_nothing(tmp_path):
         TINY.replace("budget_tokens: 3072", "budget_tokens: 120000").replace("[2, 3]", "[2]")
     )
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "archsearch", "search", str(space), "--trials", "4"]
+    cmd = [sys.executable, "-m", "archsearch", "search", str(space), "--trials", "6"]
     cmd += ["--out", str(out), "--no-report", "--json", "--rungs", "1"]
     env = {**os.environ, "COLUMNS": "120"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -216,6 +216,9 @@ def test_sigint_mid_trial_then_resume_loses_and_duplicates_nothing(tmp_path):
     try:
         while time.time() < deadline:
             time.sleep(0.2)
+            if proc.poll() is not None:
+                out_, err_ = proc.communicate()
+                pytest.fail(f"the search ended before it was interrupted: {err_.decode()[-2000:]}")
             if not db.exists():
                 continue
             try:
@@ -253,7 +256,7 @@ def test_sigint_mid_trial_then_resume_loses_and_duplicates_nothing(tmp_path):
     res = subprocess.run(cmd, capture_output=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr.decode()
     after = _finished(db)
-    assert len(after) == 4  # exactly the requested number of finished trials
+    assert len(after) == 6  # exactly the requested number of finished trials
     assert all(after[n] == v for n, v in before.items())  # nothing finished was lost or redone
     retries = [n for n, v in after.items() if v[2] is not None]
     assert len(retries) == 1 and after[retries[0]][2] == interrupted[0].number
