@@ -5,6 +5,7 @@ run twice, and the killed trial run again."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -189,3 +190,21 @@ def test_postgres_four_workers_one_killed():
             if p.poll() is None:
                 p.kill()
         optuna.delete_study(study_name=name, storage=open_storage(PG))
+
+
+def test_search_with_two_workers_ends_in_a_report(tmp_path):
+    space = tmp_path / "tinyw.yaml"
+    space.write_text(SPACE)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "archsearch", "search", str(space), "--workers", "2", "-n", "4"]
+    r = subprocess.run([*cmd, "-o", str(out), "--json"], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    res = json.loads(r.stdout)
+    assert res["storage"] == f"journal:{out.resolve() / 'study.journal'}"
+    assert res["finished"] == 4 and res["worker_exit_codes"] == [0, 0]
+    assert res["threads_per_worker"] >= 1
+    assert (out / "report" / "pareto.png").stat().st_size > 0
+    for i in (0, 1):  # each worker ran on the study and saw it finished
+        log = (out / f"worker-{i}.log").read_text()
+        summary = json.JSONDecoder().raw_decode(log[log.index("{") :])[0]
+        assert summary["study"] == "tinyw" and summary["finished"] == 4
