@@ -14,7 +14,7 @@ import typer
 from archsearch.cli import app
 from archsearch.cli._common import PROFILE_HELP, echo_json, invocation, user_errors
 from archsearch.cli.search import SAMPLER_HELP, run_search
-from archsearch.cli.train import parse_count
+from archsearch.cli.train import parse_optional_count
 
 
 @app.command("quickstart")
@@ -40,9 +40,7 @@ def quickstart_cmd(
         sampler=sampler,
         seed=seed,
         out=out,
-        budget_tokens=None
-        if budget_tokens is None
-        else parse_count(budget_tokens, "--budget-tokens"),
+        budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
         quiet=as_json,
         command=invocation(ctx),
     )

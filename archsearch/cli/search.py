@@ -16,9 +16,9 @@ from archsearch.cli._common import (
     si,
     user_errors,
 )
-from archsearch.cli.train import parse_count, parse_task_options
+from archsearch.cli.train import parse_optional_count, parse_task_options
 from archsearch.errors import ConfigError
-from archsearch.search.results import FINISHED
+from archsearch.search.results import FINISHED, count_finished, outcome_counts
 from archsearch.search.study import Observer
 
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
@@ -100,9 +100,7 @@ def search_cmd(
         seed=seed,
         eta=eta,
         rungs=rungs,
-        budget_tokens=None
-        if budget_tokens is None
-        else parse_count(budget_tokens, "--budget-tokens"),
+        budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
         timeout=timeout,
         workers=workers,
         devices=devices,
@@ -287,22 +285,18 @@ def _run_workers(
                 p.wait()
         live.load(st)
     codes = [p.returncode for p in procs]
-    finished = sum(t.user_attrs.get("outcome") in FINISHED for t in st.get_trials(deepcopy=False))
-    outcomes: dict[str, int] = {}
-    for t in st.get_trials(deepcopy=False):
-        o = t.user_attrs.get("outcome", t.state.name.lower())
-        outcomes[o] = outcomes.get(o, 0) + 1
+    trials = st.get_trials(deepcopy=False)
     return {
         "study": name,
         "storage": url,
-        "finished": finished,
+        "finished": count_finished(trials),
         "ran": None,
         "workers": workers,
         "threads_per_worker": threads,
         "worker_exit_codes": codes,
         "interrupted": interrupted or any(c == 130 for c in codes),
         "timed_out": False,
-        "outcomes": outcomes,
+        "outcomes": outcome_counts(trials),
     }
 
 
@@ -389,22 +383,15 @@ class LiveView(Observer):
             self._live.update(self._render())
 
     def _front(self) -> list[Any]:
-        from archsearch.search.results import pareto_front, to_min
+        from archsearch.search.results import feasible_front
 
-        cand = [
-            r
-            for r in self.records
-            if r.outcome == "complete" and r.values and r.feasible and r.duplicate_of is None
-        ]
-        pts = [to_min([r.values[m] for m in self.objectives], self.directions) for r in cand]
-        return sorted((cand[i] for i in pareto_front(pts)), key=lambda r: r.number)
+        front = feasible_front(self.records, self.objectives, self.directions)
+        return sorted(front, key=lambda r: r.number)
 
     def _render(self, final: bool = False) -> Any:
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
-
-        from archsearch.search.results import FINISHED
 
         done = sum(r.outcome in FINISHED for r in self.records)
         front = self._front()

@@ -27,6 +27,11 @@ def parse_count(text: str, field: str) -> int:
     return int(value)
 
 
+def parse_optional_count(text: str | None, field: str) -> int | None:
+    """:func:`parse_count`, or None when the option was not given."""
+    return None if text is None else parse_count(text, field)
+
+
 def parse_task_options(items: list[str]) -> dict[str, Any]:
     """``["num_pairs=8", "power_a=null"]`` -> values parsed as YAML scalars."""
     import yaml
@@ -105,9 +110,7 @@ def train_cmd(
     if seq_len is None and task != "scifar":
         seq_len = cfg_model.max_seq_len
     tcfg = TrainConfig(
-        budget_tokens=None
-        if budget_tokens is None
-        else parse_count(budget_tokens, "--budget-tokens"),
+        budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
         budget_steps=budget_steps,
         budget_seconds=budget_seconds,
         batch_size=batch_size,

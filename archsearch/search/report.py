@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from archsearch.search.results import (
     TrialRecord,
+    feasible_front,
     hypervolume_history,
-    pareto_front,
     reference_point,
     to_min,
     trial_record,
@@ -71,9 +71,7 @@ class StudyData:
 
     def front(self) -> list[TrialRecord]:
         """Feasible, complete, non-dominated trials, best first in the first objective."""
-        cand = [r for r in self.complete(feasible=True) if r.duplicate_of is None]
-        pts = [self.min_vector(r) for r in cand]
-        front = [cand[i] for i in pareto_front(pts)]
+        front = feasible_front(self.records, self.objectives, self.directions)
         return sorted(front, key=lambda r: self.min_vector(r))
 
     def min_vector(self, r: TrialRecord) -> list[float]:
@@ -326,7 +324,7 @@ def _plot_curves(data: StudyData, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
     colour = _colours([r.label for r in data.records])
     seen: set[str] = set()
-    metric = None
+    metric = next((m for m in data.objectives if m not in PROFILE_METRICS), None)
     for t in data.study.get_trials(deepcopy=False):
         curve = t.user_attrs.get("curve") or []
         pts = [(x, y) for x, y in curve if x > 0 and y is not None]
@@ -339,7 +337,6 @@ def _plot_curves(data: StudyData, path: Path) -> Path:
         ax.plot(*zip(*pts, strict=True), style, color=colour[r.label], alpha=0.8, label=lab)
         if r.outcome == "stopped":
             ax.plot(*pts[-1], marker="v", color=colour[r.label])
-        metric = next((m for m in data.objectives if m not in PROFILE_METRICS), None)
     ax.set_xscale("log")
     ax.set_xlabel("training tokens")
     ax.set_ylabel(f"held-out {metric or 'quality'}")

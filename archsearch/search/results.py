@@ -92,6 +92,33 @@ class TrialRecord:
         return row
 
 
+def count_finished(trials: Sequence[Any]) -> int:
+    """Trials (Optuna ``FrozenTrial``) whose outcome counts towards ``--trials``."""
+    return sum(t.user_attrs.get("outcome") in FINISHED for t in trials)
+
+
+def outcome_counts(trials: Sequence[Any]) -> dict[str, int]:
+    """How many trials have each outcome (the Optuna state, lower-cased, when none yet)."""
+    out: dict[str, int] = {}
+    for t in trials:
+        o = t.user_attrs.get("outcome", t.state.name.lower())
+        out[o] = out.get(o, 0) + 1
+    return out
+
+
+def feasible_front(
+    records: Sequence[TrialRecord], objectives: Sequence[str], directions: Sequence[str]
+) -> list[TrialRecord]:
+    """The complete, feasible, non-duplicate records that no other such record dominates."""
+    cand = [
+        r
+        for r in records
+        if r.outcome == "complete" and r.values and r.feasible and r.duplicate_of is None
+    ]
+    pts = [to_min([r.values[m] for m in objectives], directions) for r in cand]
+    return [cand[i] for i in pareto_front(pts)]
+
+
 def model_label(model: dict[str, Any]) -> str:
     """``ecp``, ``hsm+softmax``, ``perceiver_ar``, ``v2_split/ecp`` (family, then mixer kinds
     unless they are plain softmax)."""

@@ -51,7 +51,14 @@ from archsearch.search.objective import (
     needed_profile_metrics,
     profile_metrics,
 )
-from archsearch.search.results import FINISHED, TrialRecord, model_label, trial_record
+from archsearch.search.results import (
+    FINISHED,
+    TrialRecord,
+    count_finished,
+    model_label,
+    outcome_counts,
+    trial_record,
+)
 from archsearch.search.space import PROFILE_METRICS, SearchSpace, sample
 
 if TYPE_CHECKING:
@@ -431,11 +438,7 @@ class Search:
     # -- bookkeeping --
 
     def finished(self) -> int:
-        return sum(
-            1
-            for t in self.study.get_trials(deepcopy=False)
-            if t.user_attrs.get("outcome") in FINISHED
-        )
+        return count_finished(self.study.get_trials(deepcopy=False))
 
     def recover(self) -> list[int]:
         """Recover the trials of dead processes of this machine (see :func:`recover_trials`)."""
@@ -462,7 +465,7 @@ class Search:
                 while not self._interrupted:
                     self.housekeeping()
                     trials = self.study.get_trials(deepcopy=False)
-                    finished = sum(t.user_attrs.get("outcome") in FINISHED for t in trials)
+                    finished = count_finished(trials)
                     if finished >= n_trials:
                         break
                     states = [t.state.name for t in trials]
@@ -479,10 +482,7 @@ class Search:
                     ran += 1
             except KeyboardInterrupt:  # between trials: nothing is running
                 self._interrupted = True
-        outcomes: dict[str, int] = {}
-        for t in self.study.get_trials(deepcopy=False):
-            o = t.user_attrs.get("outcome", t.state.name.lower())
-            outcomes[o] = outcomes.get(o, 0) + 1
+        outcomes = outcome_counts(self.study.get_trials(deepcopy=False))
         return SearchSummary(
             self.study.study_name, self.finished(), ran, self._interrupted, timed_out, outcomes
         )
@@ -623,7 +623,7 @@ class Search:
     def _surplus(self, trial: optuna.Trial, n_trials: int) -> bool:
         """Two workers raced for the last trial: the later one (by number) gives way."""
         trials = self.study.get_trials(deepcopy=False)
-        finished = sum(t.user_attrs.get("outcome") in FINISHED for t in trials)
+        finished = count_finished(trials)
         ahead = [
             t
             for t in trials
@@ -779,9 +779,7 @@ class _Outcome:
 def _failure_reason(e: BaseException) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     if "out of memory" in text.lower() or type(e).__name__ == "OutOfMemoryError":
-        import contextlib as _c
-
-        with _c.suppress(Exception):
+        with contextlib.suppress(Exception):
             import torch
 
             if torch.cuda.is_available():
