@@ -6,9 +6,11 @@ code and the machine that produced it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +67,22 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         env["device_memory_gib"] = round(props.total_memory / 2**30, 2)
         env["cudnn"] = torch.backends.cudnn.version()
     return env
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``n`` inside the block and restored after it (None: unchanged).
+
+    The one place that saves and restores the thread count: timing, training and the search's
+    profiled metrics all go through it."""
+    import torch
+
+    if n is None:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
