@@ -13,7 +13,6 @@ from typing import Any
 from archsearch.mixers import MixerFlops, get_mixer
 from archsearch.model.config import ModelConfig
 from archsearch.model.families import get_family
-from archsearch.model.transformer import mlp_hidden
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def block_costs(cfg: ModelConfig, seq_len: int, first_index: int = 0) -> list[La
                 kind=block.mixer.kind,
                 seq_len=T,
                 mixer=mixer_cls.flops(block.mixer, ctx, T),
-                mlp=4 * T * D * mlp_hidden(cfg, block),
+                mlp=4 * T * D * cfg.mlp_hidden(block),
                 decode_state=mixer_cls.decode_state(block.mixer, ctx, T),
                 config=block.mixer,
                 mlp_ratio=block.mlp_ratio,

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from archsearch.errors import ConfigError, require
 from archsearch.model.config import BlockConfig, ModelConfig
+from archsearch.model.transformer import count_params
 
 PLACEMENTS = ("first", "last", "middle", "interleave", "explicit")
 
@@ -96,8 +97,6 @@ def match_params(
     best h is solved for and rounded; the achieved gap is at most half a step, ``n_widened·(2D +
     bias)/2`` parameters. ``mlp_ratio`` is set to ``h / d_model`` (exactly h hidden units).
     """
-    from archsearch.model.transformer import count_params
-
     idx = {i for i, b in enumerate(cfg.layers) if b.mixer.kind in widen}
     if not idx:
         kinds = sorted({b.mixer.kind for b in cfg.layers})

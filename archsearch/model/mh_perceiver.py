@@ -59,13 +59,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import ConfigError, require
-from archsearch.mixers import MixerFlops
+from archsearch.mixers import MixerFlops, mixer_config
 from archsearch.mixers._rope import apply_rope, rope_cos_sin
 from archsearch.model.config import BlockConfig, ModelConfig
 from archsearch.model.costs import LayerCost, ModelCost, head_cost
 from archsearch.model.families import FamilyConfig, register_family
 from archsearch.model.perceiver_ar import cross_mask
-from archsearch.model.transformer import MLP, LanguageModel, make_norm, mlp_hidden
+from archsearch.model.transformer import MLP, LanguageModel, make_norm
 
 
 def double_attention(
@@ -356,7 +356,7 @@ class _ContextLatentLM(LanguageModel):
                     kind=fam.kind,
                     seq_len=U_out,
                     mixer=MixerFlops(proj, 4 * D * exact, 4 * D * dense),
-                    mlp=4 * U_out * D * mlp_hidden(cfg, block),
+                    mlp=4 * U_out * D * cfg.mlp_hidden(block),
                     decode_state=0,
                     config=block.mixer,
                     mlp_ratio=block.mlp_ratio,
@@ -366,8 +366,6 @@ class _ContextLatentLM(LanguageModel):
 
     @classmethod
     def _tiny(cls, family: FamilyConfig, T: int, **kw: Any) -> tuple[ModelConfig, int]:
-        from archsearch.mixers import mixer_config
-
         block = BlockConfig(mixer=mixer_config("softmax", n_heads=2))
         layers = (block, BlockConfig(mixer=mixer_config("softmax", n_heads=4), mlp_ratio=2.0))
         kw.setdefault("max_seq_len", 64)

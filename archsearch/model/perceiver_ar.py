@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import ConfigError, require
-from archsearch.mixers import MixerFlops
+from archsearch.mixers import MixerFlops, mixer_config
 from archsearch.mixers._rope import apply_rope, rope_cos_sin
 from archsearch.model.config import BlockConfig, ModelConfig
 from archsearch.model.costs import LayerCost, ModelCost, block_costs, head_cost
@@ -66,7 +66,6 @@ from archsearch.model.transformer import (
     LanguageModel,
     make_norm,
     mixers_decode,
-    mlp_hidden,
 )
 
 
@@ -198,7 +197,7 @@ class CrossAttend(nn.Module):
         self.kv = nn.Linear(D, 2 * D, bias=fam.cross_bias)
         self.out = nn.Linear(D, D, bias=fam.cross_bias)
         self.norm2 = make_norm(cfg)
-        self.mlp = MLP(cfg, hidden=mlp_hidden(cfg, fam.cross_mlp_ratio))
+        self.mlp = MLP(cfg, hidden=cfg.mlp_hidden(fam.cross_mlp_ratio))
         self.drop = nn.Dropout(cfg.dropout)
 
     def _heads(self, t_BTD: torch.Tensor) -> torch.Tensor:
@@ -351,7 +350,7 @@ class PerceiverAR(LanguageModel):
             kind="perceiver_ar.cross",
             seq_len=N,
             mixer=MixerFlops(proj, 4 * D * exact, 4 * D * dense),
-            mlp=4 * N * D * mlp_hidden(cfg, fam.cross_mlp_ratio),
+            mlp=4 * N * D * cfg.mlp_hidden(fam.cross_mlp_ratio),
             decode_state=2 * D * M,
             config=fam,
             mlp_ratio=fam.cross_mlp_ratio,
@@ -361,8 +360,6 @@ class PerceiverAR(LanguageModel):
 
     @classmethod
     def example_configs(cls) -> list[tuple[ModelConfig, int]]:
-        from archsearch.mixers import mixer_config
-
         softmax = BlockConfig(mixer=mixer_config("softmax", n_heads=2))
         return [
             (
