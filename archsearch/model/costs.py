@@ -1,8 +1,12 @@
 """Analytic forward FLOPs and decode state of a whole model, layer by layer.
 
-Convention (README "FLOP convention"): matmul work only, a multiply-add = 2 FLOPs; the LM head
-``2·T·D·V`` is included, embedding look-ups, norms, softmax and activations are not. A training step
-is taken as 3× the forward pass (backward = 2× forward), the usual model-FLOPs convention.
+Convention (docs/costs.md, "FLOP conventions"): matmul work only, a multiply-add = 2 FLOPs; the
+LM head ``2·T·D·V`` is included, embedding look-ups, norms, softmax and activations are not. A
+training step is taken as 3× the forward pass (backward = 2× forward), the usual model-FLOPs
+convention.
+
+Torch-free arithmetic over the configs and the mixers' own formulas: this module imports no model
+code (the MLP width is ``ModelConfig.mlp_hidden``), so every family's model may import it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A hybrid is plain data, a per-layer block list (``ModelConfig.layers``); these helpers build that
 list from the two numbers a search samples, the number of softmax layers and their placement, and
 widen the MLPs of cheap layers so that a model has the parameter count of a reference (HSM's
-"parameters allocated to feed-forward networks", architectures.md §4.3 — a reconstruction [R]).
+"parameters allocated to feed-forward networks"; docs/architectures.md, "Hybrid stacks" — a
+reconstruction [R]).
 
 Placements of ``k`` softmax layers in an ``n``-layer stack (0-indexed):
 

@@ -3,7 +3,8 @@
 One causally masked cross-attention reads the whole window of M tokens into N latents, the last N
 positions: latent ``a`` sits at position ``p_a = M − N + a`` and sees inputs ``0 .. p_a``. The
 ``layers`` stack (any registered causal mixer) then runs over the N latents only, and only the N
-latent positions are scored (architectures.md §1). The family owns the cross-attention layer::
+latent positions are scored (docs/architectures.md, "PerceiverAR"). The family owns the
+cross-attention layer::
 
     E   = Embed(ids)                                   (B, M, D)  (+ learned positions)
     z0  = Linear_z(E[:, M−N:])   (latent_init=linear)   or  E[:, M−N:]  (latent_init=embedding)
@@ -34,14 +35,14 @@ Options (``family: {kind: perceiver_ar, ...}``):
   With ``embedding`` and ``N = M``, the model *is* a plain pre-LN decoder (tested).
 
 Cost (one window): cross layer projections ``4·M·D²`` (K, V) ``+ 4·N·D²`` (Q, O) ``+ 2·N·D²``
-(``Linear_z``, with ``latent_init=linear``; §1(d)'s sum leaves this term out), core
+(``Linear_z``, with ``latent_init=linear``, a term easy to leave out), core
 ``4·D·P_x``, MLP ``4·f_x·N·D²``; then the latent layers at length N; head ``2·N·D·V``. Linear in
 M at fixed N. Decode state: the cross K/V of every input (``2·D·M``) plus each latent layer's
 state at N.
 
 Cached decoding (``init_state``/``step``) covers the first N tokens of a stream: every token is
 one more latent, its query reads the cached cross K/V plus itself, and each latent layer steps
-its mixer (reset fill R = N, prompts ≤ N; §1(e) 4). Going past N needs the official "latent
+its mixer (reset fill R = N, prompts ≤ N). Going past N needs the official "latent
 reset" (a full forward with R < N latents) and is not implemented.
 """
 

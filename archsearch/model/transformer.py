@@ -93,7 +93,7 @@ def mixers_decode(cfg: ModelConfig) -> bool:
 
 
 class LanguageModel(nn.Module, abc.ABC):
-    """What every family's model provides; later issues (quality, search) use only this.
+    """What every family's model provides; training and search use only this.
 
     ``forward(idx_BT)`` returns logits ``(B, S, V)`` for the **last** ``S = n_scored(T)``
     positions of the window: row ``s`` sits at position ``T − S + s`` and predicts the token

@@ -1,17 +1,18 @@
 """FLOPs three ways: the analytic formulas, FlopCounterMode and fvcore, reconciled.
 
-Every FLOP counter fails somewhere (measurement.md §1): fvcore reports MACs and counts SDPA and
-elementwise ops as 0; FlopCounterMode counts 0, silently, for ops without a formula; both count
-causal attention dense. This module runs the three on the same model (or mixer) on the ``meta``
-device, where nothing is allocated and any length can be counted, and says where they differ:
+Every FLOP counter fails somewhere (docs/costs.md, "Counters and how they fail"): fvcore reports
+MACs and counts SDPA and elementwise ops as 0; FlopCounterMode counts 0, silently, for ops without a
+formula; both count causal attention dense. This module runs the three on the same model (or mixer)
+on the ``meta`` device, where nothing is allocated and any length can be counted, and says where
+they differ:
 
 * **analytic**: each mixer's own formula (``TokenMixer.flops``; ``model_cost`` for a model),
   exact and dense-masked, split into the matmul-visible part and declared elementwise mixing;
 * **FlopCounterMode** forward (``fcm``): matmul/SDPA ops plus the elementwise ops inside mixers
-  whose formula declares elementwise mixing, i.e. the README "FLOP convention"; the same run's
-  matmul/SDPA ops alone (``fcm_matmul``), what a plain counter sees; and forward+backward
-  (``fcm_fwd_bwd``, matmul level), checked against the forward's by-op breakdown times
-  :data:`BACKWARD_FACTOR`;
+  whose formula declares elementwise mixing, i.e. the convention (docs/costs.md, "FLOP
+  conventions"); the same run's matmul/SDPA ops alone (``fcm_matmul``), what a plain counter sees;
+  and forward+backward (``fcm_fwd_bwd``, matmul level), checked against the forward's by-op
+  breakdown times :data:`BACKWARD_FACTOR`;
 * **fvcore** with our handles (``fvcore``, :mod:`archsearch.profiling.fvcore_counter`), in FLOPs;
   and fvcore as shipped (``fvcore_default``, ``2 ×`` its MACs), shown for what it misses (the
   attention core: SDPA's T² term) and what it adds (``5·numel`` MACs per LayerNorm). It is

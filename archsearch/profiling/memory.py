@@ -16,7 +16,7 @@ Both run one procedure (:func:`_profile`), so their numbers mean the same thing:
 :func:`estimate_memory` allocates nothing. It builds the model under ``FakeTensorMode`` with *CPU*
 fake tensors and counts live bytes with :class:`LiveBytes`, a dispatch mode: every op output's
 storage is added when first seen and subtracted when the storage is garbage-collected. CPU is on
-purpose (measurement.md §3): there ``scaled_dot_product_attention`` takes the flash-style CPU
+purpose (docs/costs.md, "Memory"): there ``scaled_dot_product_attention`` takes the flash-style CPU
 kernel, linear in T as flash/memory-efficient kernels are on a GPU, whereas meta-device and
 fake-CUDA tensors fall back to the quadratic math kernel (and fake-CUDA backward fails without a
 GPU). Shapes only, so the cost does not depend on T.
