@@ -27,7 +27,7 @@ import yaml
 
 from archsearch.dataconf import coerce, kinded_from_dict
 from archsearch.errors import ConfigError, require
-from archsearch.mixers import MixerConfig, MixerContext, get_mixer
+from archsearch.mixers import MixerConfig, MixerContext, get_mixer, list_mixers
 from archsearch.model.families import (
     DecoderConfig,
     FamilyConfig,
@@ -96,6 +96,11 @@ class ModelConfig:
     def n_layers(self) -> int:
         return len(self.layers)
 
+    def mlp_hidden(self, block: BlockConfig | float) -> int:
+        """Hidden width of an MLP with ``mlp_ratio`` (a block's, or a number)."""
+        ratio = block if isinstance(block, (int, float)) else block.mlp_ratio
+        return max(1, round(ratio * self.d_model))
+
     def n_scored(self, seq_len: int) -> int:
         """How many positions (the last ones) of a ``seq_len`` window get logits and loss."""
         return self.family.n_scored(seq_len)
@@ -147,8 +152,6 @@ def _path_tuple(field: str) -> tuple[Any, ...]:
 
 
 def mixer_config_from_dict(data: Any, *, prefix: str) -> MixerConfig:
-    from archsearch.mixers import list_mixers
-
     cfg: MixerConfig = kinded_from_dict(
         data,
         prefix=prefix,

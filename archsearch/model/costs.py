@@ -1,8 +1,12 @@
 """Analytic forward FLOPs and decode state of a whole model, layer by layer.
 
-Convention (README "FLOP convention"): matmul work only, a multiply-add = 2 FLOPs; the LM head
-``2·T·D·V`` is included, embedding look-ups, norms, softmax and activations are not. A training step
-is taken as 3× the forward pass (backward = 2× forward), the usual model-FLOPs convention.
+Convention (docs/costs.md, "FLOP conventions"): matmul work only, a multiply-add = 2 FLOPs; the
+LM head ``2·T·D·V`` is included, embedding look-ups, norms, softmax and activations are not. A
+training step is taken as 3× the forward pass (backward = 2× forward), the usual model-FLOPs
+convention.
+
+Torch-free arithmetic over the configs and the mixers' own formulas: this module imports no model
+code (the MLP width is ``ModelConfig.mlp_hidden``), so every family's model may import it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from typing import Any
 from archsearch.mixers import MixerFlops, get_mixer
 from archsearch.model.config import ModelConfig
 from archsearch.model.families import get_family
-from archsearch.model.transformer import mlp_hidden
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def block_costs(cfg: ModelConfig, seq_len: int, first_index: int = 0) -> list[La
                 kind=block.mixer.kind,
                 seq_len=T,
                 mixer=mixer_cls.flops(block.mixer, ctx, T),
-                mlp=4 * T * D * mlp_hidden(cfg, block),
+                mlp=4 * T * D * cfg.mlp_hidden(block),
                 decode_state=mixer_cls.decode_state(block.mixer, ctx, T),
                 config=block.mixer,
                 mlp_ratio=block.mlp_ratio,

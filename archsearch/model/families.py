@@ -24,7 +24,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from archsearch.dataconf import to_dict
+from archsearch.dataconf import from_dict, kinded_from_dict, to_dict
 from archsearch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -118,8 +118,6 @@ def get_family(name: str) -> Any:
 
 def family_config_from_data(data: Any, *, prefix: str = "family") -> FamilyConfig:
     """``"decoder"`` or ``{kind: perceiver_ar, ...}`` -> a validated family config."""
-    from archsearch.dataconf import from_dict, kinded_from_dict
-
     if isinstance(data, str):
         try:
             cls = get_family(data)

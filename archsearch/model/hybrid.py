@@ -3,7 +3,8 @@
 A hybrid is plain data, a per-layer block list (``ModelConfig.layers``); these helpers build that
 list from the two numbers a search samples, the number of softmax layers and their placement, and
 widen the MLPs of cheap layers so that a model has the parameter count of a reference (HSM's
-"parameters allocated to feed-forward networks", architectures.md §4.3 — a reconstruction [R]).
+"parameters allocated to feed-forward networks"; docs/architectures.md, "Hybrid stacks" — a
+reconstruction [R]).
 
 Placements of ``k`` softmax layers in an ``n``-layer stack (0-indexed):
 
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 from archsearch.errors import ConfigError, require
 from archsearch.model.config import BlockConfig, ModelConfig
+from archsearch.model.transformer import count_params
 
 PLACEMENTS = ("first", "last", "middle", "interleave", "explicit")
 
@@ -96,8 +98,6 @@ def match_params(
     best h is solved for and rounded; the achieved gap is at most half a step, ``n_widened·(2D +
     bias)/2`` parameters. ``mlp_ratio`` is set to ``h / d_model`` (exactly h hidden units).
     """
-    from archsearch.model.transformer import count_params
-
     idx = {i for i, b in enumerate(cfg.layers) if b.mixer.kind in widen}
     if not idx:
         kinds = sorted({b.mixer.kind for b in cfg.layers})

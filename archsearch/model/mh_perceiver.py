@@ -1,9 +1,9 @@
 """Mahmood & Huang's context/latent variants V1, V2, V3 (arXiv 2412.06106 v1) as families.
 
 The window of T tokens is split into a context ``[0, h)`` and ``l`` latents ``[h, T)``,
-``h = T − l``. Every layer runs a "double attention" (architectures.md §3.3–3.5; code
-``MetaMain/ECPTransformer``, classes ``DoubleAttention``, ``sSplitAttention``,
-``CompressedDoubleAttention``)::
+``h = T − l``. Every layer runs a "double attention" (docs/architectures.md,
+"Mahmood & Huang V1/V2/V3"; code ``MetaMain/ECPTransformer``, classes ``DoubleAttention``,
+``sSplitAttention``, ``CompressedDoubleAttention``)::
 
     q = Wq·LN(x);  kv = LN_d(Wkv·LN(x))          K = V shared, per-head LayerNorm (code)
     context rows  i < C : attend context keys only, bidirectionally (V2: only inside their own
@@ -28,7 +28,7 @@ whole window (a full forward pass per token).
 **V3's residual, fixed deliberately** (``aligned_residual: true``, the default). The code adds
 ``x[:, :p+l]`` (the embeddings of the *first* p + l positions) to the layer-0 output
 ``[slots, latents]``, so latent ``a`` gets the residual of position ``p + a`` instead of its own
-``h + a``. No future leaks (p + a < h + a), but the residual is misaligned (§3.5). With the fix
+``h + a``. No future leaks (p + a < h + a), but the residual is misaligned. With the fix
 the latents get their own ``x[:, h:]`` and the slots get no residual (they are a new sequence of
 pooled rows); ``aligned_residual: false`` reproduces the code.
 
@@ -42,11 +42,11 @@ shared K = V, so values are rotated too (code).
 What ``layers`` gives: one item per layer; its mixer must be ``softmax``, of which ``n_heads``
 and ``bias`` (Q/KV/O projections) are used; ``mlp_ratio`` as usual. The family owns the block.
 
-Costs per layer (§3.7, core FLOPs ``4·D·P``), with ``C`` context rows and ``U = C + l`` rows in:
+Costs per layer (core FLOPs ``4·D·P``), with ``C`` context rows and ``U = C + l`` rows in:
 pairs dense ``C·s + l·U``, exact ``C·s + l·C + l(l+1)/2`` (``s = C`` except V2: ``s = C/n``);
 projections ``2·U·D²`` (Q) ``+ 2·U·D²`` (K = V; ``4·U·D²`` unshared) ``+ 2·U_out·D²`` (O), where
 V3's layer 0 outputs ``U_out = p + l`` rows and adds the sequence projection ``2·h·p·D``
-(§3.7 writes ``6·L·D²`` for that layer: the code applies Wo after compressing, to p + l rows).
+(not ``6·L·D²`` for that layer: the code applies Wo after compressing, to p + l rows).
 """
 
 from __future__ import annotations
@@ -59,13 +59,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import ConfigError, require
-from archsearch.mixers import MixerFlops
+from archsearch.mixers import MixerFlops, mixer_config
 from archsearch.mixers._rope import apply_rope, rope_cos_sin
 from archsearch.model.config import BlockConfig, ModelConfig
 from archsearch.model.costs import LayerCost, ModelCost, head_cost
 from archsearch.model.families import FamilyConfig, register_family
 from archsearch.model.perceiver_ar import cross_mask
-from archsearch.model.transformer import MLP, LanguageModel, make_norm, mlp_hidden
+from archsearch.model.transformer import MLP, LanguageModel, make_norm
 
 
 def double_attention(
@@ -356,7 +356,7 @@ class _ContextLatentLM(LanguageModel):
                     kind=fam.kind,
                     seq_len=U_out,
                     mixer=MixerFlops(proj, 4 * D * exact, 4 * D * dense),
-                    mlp=4 * U_out * D * mlp_hidden(cfg, block),
+                    mlp=4 * U_out * D * cfg.mlp_hidden(block),
                     decode_state=0,
                     config=block.mixer,
                     mlp_ratio=block.mlp_ratio,
@@ -366,8 +366,6 @@ class _ContextLatentLM(LanguageModel):
 
     @classmethod
     def _tiny(cls, family: FamilyConfig, T: int, **kw: Any) -> tuple[ModelConfig, int]:
-        from archsearch.mixers import mixer_config
-
         block = BlockConfig(mixer=mixer_config("softmax", n_heads=2))
         layers = (block, BlockConfig(mixer=mixer_config("softmax", n_heads=4), mlp_ratio=2.0))
         kw.setdefault("max_seq_len", 64)

@@ -3,7 +3,8 @@
 One causally masked cross-attention reads the whole window of M tokens into N latents, the last N
 positions: latent ``a`` sits at position ``p_a = M − N + a`` and sees inputs ``0 .. p_a``. The
 ``layers`` stack (any registered causal mixer) then runs over the N latents only, and only the N
-latent positions are scored (architectures.md §1). The family owns the cross-attention layer::
+latent positions are scored (docs/architectures.md, "PerceiverAR"). The family owns the
+cross-attention layer::
 
     E   = Embed(ids)                                   (B, M, D)  (+ learned positions)
     z0  = Linear_z(E[:, M−N:])   (latent_init=linear)   or  E[:, M−N:]  (latent_init=embedding)
@@ -34,14 +35,14 @@ Options (``family: {kind: perceiver_ar, ...}``):
   With ``embedding`` and ``N = M``, the model *is* a plain pre-LN decoder (tested).
 
 Cost (one window): cross layer projections ``4·M·D²`` (K, V) ``+ 4·N·D²`` (Q, O) ``+ 2·N·D²``
-(``Linear_z``, with ``latent_init=linear``; §1(d)'s sum leaves this term out), core
+(``Linear_z``, with ``latent_init=linear``, a term easy to leave out), core
 ``4·D·P_x``, MLP ``4·f_x·N·D²``; then the latent layers at length N; head ``2·N·D·V``. Linear in
 M at fixed N. Decode state: the cross K/V of every input (``2·D·M``) plus each latent layer's
 state at N.
 
 Cached decoding (``init_state``/``step``) covers the first N tokens of a stream: every token is
 one more latent, its query reads the cached cross K/V plus itself, and each latent layer steps
-its mixer (reset fill R = N, prompts ≤ N; §1(e) 4). Going past N needs the official "latent
+its mixer (reset fill R = N, prompts ≤ N). Going past N needs the official "latent
 reset" (a full forward with R < N latents) and is not implemented.
 """
 
@@ -55,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import ConfigError, require
-from archsearch.mixers import MixerFlops
+from archsearch.mixers import MixerFlops, mixer_config
 from archsearch.mixers._rope import apply_rope, rope_cos_sin
 from archsearch.model.config import BlockConfig, ModelConfig
 from archsearch.model.costs import LayerCost, ModelCost, block_costs, head_cost
@@ -66,7 +67,6 @@ from archsearch.model.transformer import (
     LanguageModel,
     make_norm,
     mixers_decode,
-    mlp_hidden,
 )
 
 
@@ -198,7 +198,7 @@ class CrossAttend(nn.Module):
         self.kv = nn.Linear(D, 2 * D, bias=fam.cross_bias)
         self.out = nn.Linear(D, D, bias=fam.cross_bias)
         self.norm2 = make_norm(cfg)
-        self.mlp = MLP(cfg, hidden=mlp_hidden(cfg, fam.cross_mlp_ratio))
+        self.mlp = MLP(cfg, hidden=cfg.mlp_hidden(fam.cross_mlp_ratio))
         self.drop = nn.Dropout(cfg.dropout)
 
     def _heads(self, t_BTD: torch.Tensor) -> torch.Tensor:
@@ -351,7 +351,7 @@ class PerceiverAR(LanguageModel):
             kind="perceiver_ar.cross",
             seq_len=N,
             mixer=MixerFlops(proj, 4 * D * exact, 4 * D * dense),
-            mlp=4 * N * D * mlp_hidden(cfg, fam.cross_mlp_ratio),
+            mlp=4 * N * D * cfg.mlp_hidden(fam.cross_mlp_ratio),
             decode_state=2 * D * M,
             config=fam,
             mlp_ratio=fam.cross_mlp_ratio,
@@ -361,8 +361,6 @@ class PerceiverAR(LanguageModel):
 
     @classmethod
     def example_configs(cls) -> list[tuple[ModelConfig, int]]:
-        from archsearch.mixers import mixer_config
-
         softmax = BlockConfig(mixer=mixer_config("softmax", n_heads=2))
         return [
             (

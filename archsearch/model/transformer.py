@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.mixers import build_mixer, get_mixer
+from archsearch.mixers import build_mixer, get_mixer, mixer_config
 from archsearch.model.config import BlockConfig, ModelConfig
+from archsearch.model.costs import ModelCost, decoder_cost
 from archsearch.model.families import DecoderConfig, FamilyConfig, get_family, register_family
-
-if TYPE_CHECKING:
-    from archsearch.model.costs import ModelCost
 
 _ACTIVATIONS = {
     "gelu": nn.GELU,
@@ -29,12 +27,6 @@ _ACTIVATIONS = {
     "relu": nn.ReLU,
     "silu": nn.SiLU,
 }
-
-
-def mlp_hidden(cfg: ModelConfig, block: BlockConfig | float) -> int:
-    """Hidden width of an MLP with ``mlp_ratio`` (a block's, or a number)."""
-    ratio = block if isinstance(block, (int, float)) else block.mlp_ratio
-    return max(1, round(ratio * cfg.d_model))
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
@@ -52,7 +44,7 @@ class MLP(nn.Module):
         super().__init__()
         if hidden is None:
             assert block is not None, "MLP needs a block or a hidden width"
-            hidden = mlp_hidden(cfg, block)
+            hidden = cfg.mlp_hidden(block)
         self.fc1 = nn.Linear(cfg.d_model, hidden, bias=cfg.bias)
         self.act = _ACTIVATIONS[cfg.activation]()
         self.fc2 = nn.Linear(hidden, cfg.d_model, bias=cfg.bias)
@@ -101,7 +93,7 @@ def mixers_decode(cfg: ModelConfig) -> bool:
 
 
 class LanguageModel(nn.Module, abc.ABC):
-    """What every family's model provides; later issues (quality, search) use only this.
+    """What every family's model provides; training and search use only this.
 
     ``forward(idx_BT)`` returns logits ``(B, S, V)`` for the **last** ``S = n_scored(T)``
     positions of the window: row ``s`` sits at position ``T − S + s`` and predicts the token
@@ -307,14 +299,10 @@ class DecoderLM(LanguageModel):
 
     @classmethod
     def cost(cls, cfg: ModelConfig, seq_len: int) -> ModelCost:
-        from archsearch.model.costs import decoder_cost
-
         return decoder_cost(cfg, seq_len)
 
     @classmethod
     def example_configs(cls) -> list[tuple[ModelConfig, int]]:
-        from archsearch.mixers import mixer_config
-
         def cfg(mixer: Any, **kw: Any) -> ModelConfig:
             layers = (BlockConfig(mixer=mixer), BlockConfig(mixer=mixer, mlp_ratio=2.0))
             return ModelConfig(d_model=16, vocab_size=64, max_seq_len=64, layers=layers, **kw)

@@ -3,7 +3,7 @@ made to say what it did not count.
 
 FlopCounterMode only counts ops that have a formula; everything else counts 0, silently. In torch
 2.13 the CPU attention kernels (``_scaled_dot_product_flash_attention_for_cpu`` and its backward)
-have none (pytorch issue 195460), so CPU SDPA counted 0. We pass our own formulas for every SDPA
+have none (pytorch/pytorch#195460), so CPU SDPA counted 0. We pass our own formulas for every SDPA
 kernel through ``custom_mapping`` (overriding torch's where it has one), so the count is the same
 on every torch version, device and backend. Counts are FLOPs (a multiply-add = 2), dense: masked
 blocks count in full, as the kernel computes them.

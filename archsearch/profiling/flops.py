@@ -1,17 +1,18 @@
 """FLOPs three ways: the analytic formulas, FlopCounterMode and fvcore, reconciled.
 
-Every FLOP counter fails somewhere (measurement.md §1): fvcore reports MACs and counts SDPA and
-elementwise ops as 0; FlopCounterMode counts 0, silently, for ops without a formula; both count
-causal attention dense. This module runs the three on the same model (or mixer) on the ``meta``
-device, where nothing is allocated and any length can be counted, and says where they differ:
+Every FLOP counter fails somewhere (docs/costs.md, "Counters and how they fail"): fvcore reports
+MACs and counts SDPA and elementwise ops as 0; FlopCounterMode counts 0, silently, for ops without a
+formula; both count causal attention dense. This module runs the three on the same model (or mixer)
+on the ``meta`` device, where nothing is allocated and any length can be counted, and says where
+they differ:
 
 * **analytic**: each mixer's own formula (``TokenMixer.flops``; ``model_cost`` for a model),
   exact and dense-masked, split into the matmul-visible part and declared elementwise mixing;
 * **FlopCounterMode** forward (``fcm``): matmul/SDPA ops plus the elementwise ops inside mixers
-  whose formula declares elementwise mixing, i.e. the README "FLOP convention"; the same run's
-  matmul/SDPA ops alone (``fcm_matmul``), what a plain counter sees; and forward+backward
-  (``fcm_fwd_bwd``, matmul level), checked against the forward's by-op breakdown times
-  :data:`BACKWARD_FACTOR`;
+  whose formula declares elementwise mixing, i.e. the convention (docs/costs.md, "FLOP
+  conventions"); the same run's matmul/SDPA ops alone (``fcm_matmul``), what a plain counter sees;
+  and forward+backward (``fcm_fwd_bwd``, matmul level), checked against the forward's by-op
+  breakdown times :data:`BACKWARD_FACTOR`;
 * **fvcore** with our handles (``fvcore``, :mod:`archsearch.profiling.fvcore_counter`), in FLOPs;
   and fvcore as shipped (``fvcore_default``, ``2 ×`` its MACs), shown for what it misses (the
   attention core: SDPA's T² term) and what it adds (``5·numel`` MACs per LayerNorm). It is
@@ -42,7 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -58,6 +59,9 @@ from archsearch.mixers import (
     get_mixer,
 )
 from archsearch.model.config import ModelConfig
+from archsearch.model.costs import model_cost
+from archsearch.model.transformer import build_model
+from archsearch.profiling import fvcore_counter
 from archsearch.profiling.counter import (
     ELEMENTWISE_OPS,
     FREE_OPS,
@@ -333,9 +337,6 @@ def compare_flops(
     kernels, e.g. the fused SDPA ones) and fed ``batch`` windows of ``seq_len`` token ids.
     ``backward``: also count ``model.loss(idx, idx).backward()``; ``fvcore``: also run fvcore.
     """
-    from archsearch.model.costs import model_cost
-    from archsearch.model.transformer import build_model
-
     t0 = time.perf_counter()
     cost = model_cost(cfg, seq_len)
     b = batch
@@ -553,14 +554,14 @@ def _fcm_forward_backward(s: _Subject, analytic: AnalyticFlops, fwd: FlopReport)
 
 
 def _fvcore(s: _Subject, analytic: AnalyticFlops) -> tuple[CounterResult, Any]:
-    from archsearch.profiling.fvcore_counter import HANDLES, count_fvcore
-
     tool = "fvcore + archsearch handles (FLOPs)"
     try:
-        rep = count_fvcore(s.module, s.inputs, elementwise_scopes=s.scopes)
+        rep = fvcore_counter.count_fvcore(s.module, s.inputs, elementwise_scopes=s.scopes)
     except Exception as e:  # a trace that fails is reported, not raised
         return _failed("fvcore", tool, analytic.dense, "analytic dense", e), None
-    scoped = {h.op.split("::")[-1] for h in HANDLES if h.scope == "elementwise_mixers"}
+    scoped = {
+        h.op.split("::")[-1] for h in fvcore_counter.HANDLES if h.scope == "elementwise_mixers"
+    }
     warnings = _unsupported_warnings(rep.unsupported) + [
         OpWarning(
             t.op,
@@ -595,18 +596,16 @@ def _fvcore(s: _Subject, analytic: AnalyticFlops) -> tuple[CounterResult, Any]:
 def _fvcore_default(
     s: _Subject, analytic: AnalyticFlops, ours: Any
 ) -> tuple[CounterResult, dict[str, Any]]:
-    from archsearch.profiling.fvcore_counter import HANDLES, count_fvcore_default
-
     tool = "fvcore as shipped (2 × MACs)"
     try:
-        rep = count_fvcore_default(s.module, s.inputs)
+        rep = fvcore_counter.count_fvcore_default(s.module, s.inputs)
     except Exception as e:
         return _failed("fvcore_default", tool, analytic.dense, "analytic dense", e, False), {}
     warnings = tuple(_unsupported_warnings(rep.unsupported))
     details: dict[str, Any] = {"macs": rep.macs, "by_op_macs": rep.by_op}
     fv: dict[str, Any] = {}
     if ours is not None:
-        handled = {h.op.split("::")[-1] for h in HANDLES}
+        handled = {h.op.split("::")[-1] for h in fvcore_counter.HANDLES}
         unsupported = {op.split("::")[-1] for op in rep.unsupported}
         missed = {op: v for op, v in ours.by_op.items() if op in unsupported and v}
         extra = {op: 2 * v for op, v in rep.by_op.items() if op not in handled and v}
@@ -757,8 +756,6 @@ def _reason(result: CounterResult, per_module: Sequence[tuple[str, str, int, int
 
 
 def _replace_reason(result: CounterResult, reason: str) -> CounterResult:
-    from dataclasses import replace
-
     return replace(result, reason=reason)
 
 

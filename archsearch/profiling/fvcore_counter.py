@@ -4,7 +4,7 @@ fvcore traces the module with the JIT tracer (``torch.jit._get_trace_graph``) an
 handle per ``aten::`` node; it sees the forward pass only. Tracing works on the ``meta`` device:
 shapes propagate and nothing is allocated, so any length counts in a fraction of a second (longer
 where a kernel loops in Python over traced sizes: ECP's segment loop at 1M tokens takes ~3 s).
-As shipped it has four problems for our models (measurement.md §1):
+As shipped it has four problems for our models (docs/costs.md, "Counters and how they fail"):
 
 * it reports **MACs** (one per multiply-add), not FLOPs;
 * ``aten::scaled_dot_product_attention`` has no handle: the attention core, the T² term of
@@ -18,12 +18,12 @@ As shipped it has four problems for our models (measurement.md §1):
   outer product or a three-operand chain.
 
 :func:`count_fvcore` replaces the default table by :data:`HANDLES` (documented below, one row per
-op) and returns FLOPs under the README "FLOP convention": matmul-type handles count MACs and are
-doubled; elementwise handles count FLOPs directly and are kept only inside ``elementwise_scopes``
-(the modules of mixers whose analytic formula declares elementwise mixing), found with fvcore's
-``by_module_and_operator`` breakdown. Everything fvcore gives 0 is returned, never dropped:
-``unsupported`` (fvcore's own ``unsupported_ops()``, calls per op) and ``recorded`` (calls and
-output elements of every op a handle saw, per innermost module, classified like
+op) and returns FLOPs under our convention (docs/costs.md, "FLOP conventions"): matmul-type handles
+count MACs and are doubled; elementwise handles count FLOPs directly and are kept only inside
+``elementwise_scopes`` (the modules of mixers whose analytic formula declares elementwise mixing),
+found with fvcore's ``by_module_and_operator`` breakdown. Everything fvcore gives 0 is returned,
+never dropped: ``unsupported`` (fvcore's own ``unsupported_ops()``, calls per op) and ``recorded``
+(calls and output elements of every op a handle saw, per innermost module, classified like
 :func:`archsearch.profiling.counter.classify`). fvcore's log warnings are silenced; the caller
 reports these lists instead.
 
@@ -265,7 +265,7 @@ class _Recorder:
 
 @dataclass
 class FvcoreReport:
-    """fvcore with :data:`HANDLES`, under the README convention.
+    """fvcore with :data:`HANDLES`, under our FLOP convention.
 
     ``flops``: the total (matmul-type MACs × 2 + elementwise FLOPs inside ``scopes``);
     ``by_op``: FLOPs per op as counted in that total (short names, ``"linear"``);

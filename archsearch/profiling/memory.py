@@ -16,7 +16,7 @@ Both run one procedure (:func:`_profile`), so their numbers mean the same thing:
 :func:`estimate_memory` allocates nothing. It builds the model under ``FakeTensorMode`` with *CPU*
 fake tensors and counts live bytes with :class:`LiveBytes`, a dispatch mode: every op output's
 storage is added when first seen and subtracted when the storage is garbage-collected. CPU is on
-purpose (measurement.md §3): there ``scaled_dot_product_attention`` takes the flash-style CPU
+purpose (docs/costs.md, "Memory"): there ``scaled_dot_product_attention`` takes the flash-style CPU
 kernel, linear in T as flash/memory-efficient kernels are on a GPU, whereas meta-device and
 fake-CUDA tensors fall back to the quadratic math kernel (and fake-CUDA backward fails without a
 GPU). Shapes only, so the cost does not depend on T.
@@ -51,6 +51,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from archsearch.model.config import ModelConfig
+from archsearch.model.costs import model_cost
+from archsearch.model.transformer import build_model
 
 #: the CUDA caching allocator rounds every allocation up to a multiple of this (kMinBlockSize)
 CUDA_BLOCK_BYTES = 512
@@ -328,8 +330,6 @@ def build_in_dtype(
     (FakeTensorMode holds weak references to them), and on a GPU a float32 copy first would
     leave its blocks behind.
     """
-    from archsearch.model.transformer import build_model
-
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating type, got {dtype}")
     default = torch.get_default_dtype()
@@ -344,8 +344,6 @@ def decode_state_bytes(
     model: nn.Module, cfg: ModelConfig, seq_len: int, batch: int, dtype: torch.dtype
 ) -> int | None:
     """``model_cost(cfg, T).decode_state × batch × element size``; None if it cannot decode."""
-    from archsearch.model.costs import model_cost
-
     if not model.can_decode():  # type: ignore[operator]
         return None
     return model_cost(cfg, seq_len).decode_state * batch * dtype.itemsize

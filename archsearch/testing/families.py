@@ -41,8 +41,11 @@ import torch
 import torch.nn.functional as F
 
 from archsearch.errors import ConfigError
-from archsearch.model.config import ModelConfig
+from archsearch.model.config import ModelConfig, dump_model_config, parse_model_config
+from archsearch.model.costs import model_cost
 from archsearch.model.families import get_family, list_families
+from archsearch.model.transformer import build_model
+from archsearch.profiling.counter import count_flops
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,6 @@ class FamilyCase:
     def build(
         self, dtype: torch.dtype = torch.float64, seed: int = 0, device: str = "cpu"
     ) -> torch.nn.Module:
-        from archsearch.model.transformer import build_model
-
         torch.manual_seed(seed)
         return build_model(self.cfg, device=device).to(dtype).eval()
 
@@ -148,9 +149,6 @@ class FamilyConformance:
 
     @pytest.mark.parametrize("device", ["cpu", "meta"])
     def test_flops_match_counter(self, case: FamilyCase, device: str) -> None:
-        from archsearch.model.costs import model_cost
-        from archsearch.profiling.counter import count_flops
-
         T = case.seq_len
         m = case.build(torch.float32, device=device)
         with torch.device(device):
@@ -168,8 +166,6 @@ class FamilyConformance:
         assert isinstance(cost.decode_state, int) and cost.decode_state >= 0
 
     def test_model_yaml_round_trip(self, case: FamilyCase) -> None:
-        from archsearch.model.config import dump_model_config, parse_model_config
-
         text = dump_model_config(case.cfg)
         again = parse_model_config(text)
         assert again == case.cfg
@@ -211,8 +207,6 @@ class FamilyConformance:
         torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-10, atol=1e-10)
 
     def test_invalid_configs_name_the_field(self, case: FamilyCase) -> None:
-        from archsearch.model.config import parse_model_config
-
         for text, field in get_family(case.kind).invalid_configs():
             with pytest.raises(ConfigError) as info:
                 parse_model_config(text, source="m.yaml")

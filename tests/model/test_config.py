@@ -129,3 +129,13 @@ def test_seq_len_checks():
         cfg.check_seq_len(256)
     with pytest.raises(ConfigError, match=r"layers\[0\]\.mixer\.group_size"):
         cfg.check_seq_len(48)
+
+
+def test_mlp_hidden_is_config_arithmetic():
+    """The MLP width lives on the config, so costs need no model code."""
+    cfg = parse_model_config(
+        "d_model: 20\nlayers:\n  - {mixer: {kind: softmax, n_heads: 2}, mlp_ratio: 2.5}\n"
+    )
+    assert cfg.mlp_hidden(cfg.layers[0]) == 50
+    assert cfg.mlp_hidden(1.13) == 23  # round(22.6)
+    assert cfg.mlp_hidden(0.01) == 1  # at least one hidden unit
