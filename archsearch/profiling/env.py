@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from archsearch import __version__
+
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -40,8 +42,6 @@ def cpu_name() -> str:
 def environment(device: str = "cpu") -> dict[str, Any]:
     """Versions (archsearch, torch, CUDA, Python), git SHA (+ dirty flag), device name, threads."""
     import torch
-
-    from archsearch import __version__
 
     sha = _git("rev-parse", "--short", "HEAD")
     dirty = _git("status", "--porcelain", "--untracked-files=no")
