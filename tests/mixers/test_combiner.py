@@ -1,5 +1,6 @@
-"""Combiner (architectures.md §5(e)): blocked kernels vs a per-query reference written from the
-definition, the effective attention distribution, spans, limits, decoding, costs and scaling."""
+"""Combiner (docs/architectures.md, "Combiner"): blocked kernels vs a per-query reference
+written from the definition, the effective attention distribution, spans, limits, decoding,
+costs and scaling."""
 
 import math
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from archsearch.mixers import MixerContext, build_mixer, get_mixer, mixer_config
-from archsearch.mixers.combiner import (
+from archsearch.ops.combiner import (
     axial_attention,
     fixed_attention,
     logsparse_attention,
@@ -153,7 +154,7 @@ def test_kernel_matches_reference(variant, block, pool, average, row_key, T):
 @pytest.mark.parametrize("row_summary", ["proj", "wsum_proj"])
 @pytest.mark.parametrize("rope", [False, True])
 def test_axial_projected_summary_keys_match_reference(row_summary, rope):
-    # architectures.md §5(b): k̃[r', c] = W_k2·LN(x[r', c] + W_p·concat_heads(v̄[r', c]))
+    # docs/architectures.md, "Combiner": k̃[r', c] = W_k2·LN(x[r', c] + W_p·concat_heads(v̄[r', c]))
     T, m, D, H = 19, 4, 16, 2
     torch.manual_seed(0)
     cfg = mixer_config(
@@ -168,7 +169,7 @@ def test_axial_projected_summary_keys_match_reference(row_summary, rope):
         h = mod.summary_norm(x[b : b + 1, pos : pos + 1] + mod.summary_proj(pre))
         key = mod.summary_key(h).view(1, 1, H, D // H).transpose(1, 2)  # (1, H, 1, d)
         if rope:
-            from archsearch.mixers._rope import apply_rope, rope_cos_sin
+            from archsearch.ops.rope import apply_rope, rope_cos_sin
 
             cos, sin = rope_cos_sin(torch.tensor([pos]), D // H, 10000.0, key.dtype)
             key = apply_rope(key, cos, sin)
