@@ -4,13 +4,13 @@ pair counts against the reference masks, on small float64 shapes with ragged edg
 import pytest
 import torch
 
+from archsearch.ops.dense import segment_ids
 from archsearch.ops.grouped import (
     grouped_causal_attention,
     grouped_mask,
     grouped_pairs,
     naive_grouped_causal_attention,
 )
-from archsearch.ops.grouped.naive import group_ids
 from archsearch.ops.pairwise_segment import (
     naive_pairwise_segment_attention,
     pairwise_pairs,
@@ -87,7 +87,7 @@ def test_grouped_matches_naive(T, G, first):
 def test_grouped_pairs_count_the_mask(T, G, first):
     exact, dense = grouped_pairs(T, G, first)
     assert exact == int(grouped_mask(T, G, first).sum())
-    g = group_ids(T, G, first)
+    g = segment_ids(T, G, first)
     assert dense == int((g[:, None] == g[None, :]).sum())  # whole blocks, both triangles
 
 
@@ -122,7 +122,7 @@ def test_pairwise_segments_match_naive(T, m, first):
 def test_pairwise_pairs_count_the_mask(T, m, first):
     exact, dense = pairwise_pairs(T, m, first)
     assert exact == int(pairwise_segment_mask(T, m, first).sum())
-    g = group_ids(T, m, first if first != m else 0)  # the same segments
+    g = segment_ids(T, m, first)
     near = (g[None, :] == g[:, None]) | (g[None, :] == g[:, None] - 1)
     assert dense == int(near.sum()) >= exact
 

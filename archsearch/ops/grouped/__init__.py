@@ -6,10 +6,9 @@
 """
 
 from archsearch.ops.grouped.chunk import grouped_causal_attention, grouped_pairs, segment_runs
-from archsearch.ops.grouped.naive import group_ids, grouped_mask, naive_grouped_causal_attention
+from archsearch.ops.grouped.naive import grouped_mask, naive_grouped_causal_attention
 
 __all__ = [
-    "group_ids",
     "grouped_causal_attention",
     "grouped_mask",
     "grouped_pairs",

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from archsearch.ops.dense import dense_masked_attention
-
-
-def group_ids(
-    T: int, group: int, first: int = 0, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """(T,) group index of each position: ``[0, first)`` is group 0 when ``first > 0``, then
-    every ``group`` tokens start a new group."""
-    pos = torch.arange(T, device=device)
-    if first <= 0:
-        return pos // group
-    return torch.where(pos < first, 0, 1 + (pos - first).div(group, rounding_mode="floor"))
+from archsearch.ops.dense import dense_masked_attention, segment_ids
 
 
 def grouped_mask(
     T: int, group: int, first: int = 0, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """(T, T) bool: query i sees key j iff both lie in the same group and ``j ≤ i``."""
-    g = group_ids(T, group, first, device)
+    g = segment_ids(T, group, first, device)
     pos = torch.arange(T, device=device)
     return (g[:, None] == g[None, :]) & (pos[None, :] <= pos[:, None])
 

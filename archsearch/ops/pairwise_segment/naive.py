@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from archsearch.ops.dense import dense_masked_attention
-
-
-def _segment_ids(T: int, m: int, first: int, device: torch.device | str | None) -> torch.Tensor:
-    """(T,) segment index: ``[0, first)`` is segment 0 when ``first > 0``, then every m tokens."""
-    pos = torch.arange(T, device=device)
-    if first <= 0:
-        return pos // m
-    return torch.where(pos < first, 0, 1 + (pos - first).div(m, rounding_mode="floor"))
+from archsearch.ops.dense import dense_masked_attention, segment_ids
 
 
 def pairwise_segment_mask(
     T: int, m: int, first: int, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """(T, T) bool: query i sees key j iff ``j ≤ i`` and j's segment is i's or the one before."""
-    seg = _segment_ids(T, m, first, device)
+    seg = segment_ids(T, m, first, device)
     pos = torch.arange(T, device=device)
     return (pos[None, :] <= pos[:, None]) & (seg[None, :] >= seg[:, None] - 1)
 
