@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from archsearch.mixers import MixerContext, build_mixer, get_mixer, mixer_config
+from archsearch.model.config import BlockConfig, ModelConfig
+from archsearch.model.transformer import build_model
 from archsearch.ops.combiner import (
     axial_attention,
     fixed_attention,
@@ -648,3 +650,45 @@ def test_archsearch_mixers_lists_the_combiner_variants():
         assert variant in row["summary"]
     assert row["hyperparameters"]["variant"] == "fixed"
     assert {"block_size", "pool", "row_summary", "mixture"} <= set(row["hyperparameters"])
+
+
+# ---------------------------------------------------------------------------------------------
+# decode capability is a function of the config: models of fixed layers decode, others do not
+
+
+def test_decode_capability_depends_on_the_variant():
+    cls = get_mixer("combiner")
+    assert not cls.supports_decode  # not every config decodes ...
+    assert cls.supports_decode_for(mixer_config("combiner", variant="fixed"))  # ... fixed does
+    for variant in ("logsparse", "axial", "mixture"):
+        assert not cls.supports_decode_for(mixer_config("combiner", variant=variant))
+
+
+def test_model_of_fixed_layers_streams_like_forward():
+    def model_cfg(*variants):
+        layers = tuple(
+            BlockConfig(
+                mixer=mixer_config(
+                    "combiner", n_heads=2, variant=v, block_size=4 if v != "logsparse" else 128
+                )
+            )
+            for v in variants
+        )
+        return ModelConfig(d_model=16, max_seq_len=16, pos_encoding="rope", layers=layers)
+
+    torch.manual_seed(0)
+    model = build_model(model_cfg("fixed", "fixed")).double().eval()
+    assert model.can_decode()
+    idx = torch.randint(0, 256, (2, 13))
+    with torch.no_grad():
+        want = model(idx)
+        state = model.init_decode_state(2, max_len=13)
+        got = []
+        for t in range(13):
+            logits, state = model.step(idx[:, t : t + 1], state)
+            got.append(logits)
+    torch.testing.assert_close(torch.cat(got, dim=1), want, rtol=1e-12, atol=1e-12)
+    mixed = build_model(model_cfg("fixed", "axial"))
+    assert not mixed.can_decode()
+    with pytest.raises(NotImplementedError, match=r"layers\[1\] \(combiner\)"):
+        mixed.init_decode_state(1)
