@@ -1,7 +1,6 @@
-"""Shared pieces of the softmax-attention mixers: config fields, projections, blocked kernels.
+"""Shared pieces of the softmax-attention mixers: config fields, Q/K/V/O projections and RoPE.
 
-The blocked kernels only ever call ``scaled_dot_product_attention`` on blocks, never on a dense
-T×T mask, so their work (and what a FLOP counter sees) is what the cost formulas say.
+The attention kernels themselves live in :mod:`archsearch.ops` (each beside a dense reference).
 """
 
 from __future__ import annotations
@@ -9,12 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import ConfigError, require
 from archsearch.mixers._base import MixerConfig, MixerContext, TokenMixer
-from archsearch.mixers._rope import apply_rope, rope_cos_sin
+from archsearch.ops.rope import apply_rope, rope_cos_sin
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,111 +92,3 @@ class AttentionMixer(TokenMixer):
     @classmethod
     def invalid_configs(cls) -> list[tuple[dict[str, object], str]]:
         return [({"n_heads": 0}, "n_heads")]
-
-
-# ---------------------------------------------------------------------------------------------
-# Blocked kernels and their exact pair counts (one function computes both, so they cannot drift)
-
-
-def segment_runs(T: int, group: int, first: int = 0) -> list[tuple[int, int, int]]:
-    """Split [0, T) into a first segment [0, first), then groups of ``group``, the last shorter.
-
-    Returns runs ``(start, length, count)`` of ``count`` consecutive equal-length segments.
-    """
-    runs: list[tuple[int, int, int]] = []
-    pos = 0
-    if first > 0:
-        f = min(first, T)
-        runs.append((0, f, 1))
-        pos = f
-    n_full = (T - pos) // group
-    if n_full:
-        runs.append((pos, group, n_full))
-        pos += n_full * group
-    if pos < T:
-        runs.append((pos, T - pos, 1))
-    return runs
-
-
-def grouped_causal_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group: int, first: int = 0
-) -> torch.Tensor:
-    """Causal attention inside contiguous segments (see :func:`segment_runs`); (B, h, T, d)."""
-    B, h, T, d = q.shape
-    outs = []
-    for start, length, count in segment_runs(T, group, first):
-        end = start + length * count
-
-        def blocks(
-            t: torch.Tensor,
-            start: int = start,
-            end: int = end,
-            count: int = count,
-            length: int = length,
-        ) -> torch.Tensor:
-            return t[:, :, start:end].reshape(B, h * count, length, d)
-
-        o = F.scaled_dot_product_attention(blocks(q), blocks(k), blocks(v), is_causal=True)
-        outs.append(o.reshape(B, h, count * length, d))
-    return torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
-
-
-def grouped_pairs(T: int, group: int, first: int = 0) -> tuple[int, int]:
-    """(exact, dense) query-key pairs per head of :func:`grouped_causal_attention`."""
-    exact = dense = 0
-    for _, length, count in segment_runs(T, group, first):
-        exact += count * length * (length + 1) // 2
-        dense += count * length * length
-    return exact, dense
-
-
-def _window_mask(n_q: int, window: int, device: torch.device) -> torch.Tensor:
-    # query i sits at key index i + window; it sees keys j with i < j <= i + window
-    i = torch.arange(n_q, device=device)[:, None]
-    j = torch.arange(n_q + window, device=device)[None, :]
-    return (j > i) & (j <= i + window)
-
-
-def sliding_window_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int
-) -> torch.Tensor:
-    """Each query sees itself and the ``window - 1`` keys before it; blocks of ``window`` queries
-    attend their own block and the previous one, so the work is O(T·window)."""
-    B, h, T, d = q.shape
-    W = window
-    if T <= W:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    # // and %, not divmod: under JIT tracing (fvcore) sizes are 0-d tensors, which lack divmod
-    n, r = T // W, T % W
-    outs = [F.scaled_dot_product_attention(q[:, :, :W], k[:, :, :W], v[:, :, :W], is_causal=True)]
-    if n > 1:
-        qb = q[:, :, W : n * W].reshape(B, h * (n - 1), W, d)
-
-        def two_blocks(t: torch.Tensor) -> torch.Tensor:
-            prev = t[:, :, : (n - 1) * W].reshape(B, h, n - 1, W, d)
-            cur = t[:, :, W : n * W].reshape(B, h, n - 1, W, d)
-            return torch.cat([prev, cur], dim=3).reshape(B, h * (n - 1), 2 * W, d)
-
-        mask = _window_mask(W, W, q.device)
-        o = F.scaled_dot_product_attention(qb, two_blocks(k), two_blocks(v), attn_mask=mask)
-        outs.append(o.reshape(B, h, (n - 1) * W, d))
-    if r:
-        lo = n * W - W
-        mask = _window_mask(r, W, q.device)
-        o = F.scaled_dot_product_attention(
-            q[:, :, n * W :], k[:, :, lo:], v[:, :, lo:], attn_mask=mask
-        )
-        outs.append(o)
-    return torch.cat(outs, dim=2)
-
-
-def sliding_window_pairs(T: int, window: int) -> tuple[int, int]:
-    """(exact, dense) query-key pairs per head of :func:`sliding_window_attention`."""
-    W = window
-    if T <= W:
-        return T * (T + 1) // 2, T * T
-    # exact: position i sees min(i + 1, W) keys
-    exact = W * (W + 1) // 2 + (T - W) * W
-    n, r = divmod(T, W)
-    dense = W * W + (n - 1) * W * 2 * W + r * (W + r)
-    return exact, dense

@@ -67,7 +67,7 @@ class MixerFlops:
     ``core_exact``: attention core over unmasked query-key pairs only (4·D per pair).
     ``core_dense``: attention core as this implementation computes it: whole (masked) score blocks.
     ``elementwise``: mixing arithmetic that is not a matmul (HSM-style mixers); softmax, masking,
-    norms and RoPE are never counted (the usual convention, see README "FLOP convention").
+    norms and RoPE are never counted (docs/costs.md, "FLOP conventions").
     """
 
     projections: int
@@ -107,8 +107,9 @@ class TokenMixer(nn.Module, abc.ABC):
     complexity: ClassVar[str] = ""
     #: numbers held per layer when decoding token by token, as a formula
     decode_state_formula: ClassVar[str] = ""
-    #: whether token-by-token decoding that reproduces forward() is implemented
-    #: (``init_state`` and ``step``; the conformance suite then checks it against forward)
+    #: whether token-by-token decoding that reproduces forward() is implemented for every config
+    #: (``init_state`` and ``step``); a mixer where it depends on the config overrides
+    #: :meth:`supports_decode_for`, which is what callers (and the conformance suite) ask
     supports_decode: ClassVar[bool] = False
 
     def __init__(self, cfg: MixerConfig, ctx: MixerContext) -> None:
@@ -120,7 +121,13 @@ class TokenMixer(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor: ...
 
-    # ---- incremental decoding (mixers with ``supports_decode = True``) ----
+    # ---- incremental decoding (configs for which ``supports_decode_for`` is true) ----
+
+    @classmethod
+    def supports_decode_for(cls, cfg: MixerConfig) -> bool:
+        """Whether a layer with this config decodes token by token (``init_state`` and
+        ``step`` reproduce ``forward``). Defaults to the class's ``supports_decode``."""
+        return cls.supports_decode
 
     def init_state(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, TypeVar
 
+from archsearch.dataconf import from_dict
 from archsearch.errors import ConfigError
 from archsearch.mixers._base import MixerConfig, MixerContext, TokenMixer
 
@@ -49,8 +50,6 @@ def get_mixer(name: str) -> type[TokenMixer]:
 
 def mixer_config(kind: str, **params: Any) -> MixerConfig:
     """``get_mixer(kind).Config(**params)`` with type checks on every field."""
-    from archsearch.dataconf import from_dict
-
     return from_dict(get_mixer(kind).Config, params)
 
 

@@ -2,13 +2,14 @@
 
 The sequence is cut into segments of ``m`` tokens. Segment 0 attends itself causally; segment
 ``σ ≥ 1`` attends the whole previous segment plus itself causally:
-``allowed(i, j) = j <= i and j >= m·(⌊i/m⌋ − 1)`` (architectures.md §3.6). Each window of two
-segments is a small PerceiverAR with ``m`` latents over ``2m`` inputs, and the loss covers every
-position. Context propagates one segment per layer: after ``k`` layers position ``i`` reaches
-back to ``m·(⌊i/m⌋ − k)``.
+``allowed(i, j) = j <= i and j >= m·(⌊i/m⌋ − 1)`` (docs/architectures.md, "LLP and ECP"). Each
+window of two segments is a small PerceiverAR with ``m`` latents over ``2m`` inputs, and the loss
+covers every position. Context propagates one segment per layer: after ``k`` layers position ``i``
+reaches back to ``m·(⌊i/m⌋ − k)``.
 
-Implemented blocked, ``(B, H, S, m, 2m)``: each segment's queries attend ``[prev segment, own
-segment]`` through one fixed ``(m, 2m)`` mask, so the work is O(T·m·D), never a T×T mask.
+Implemented blocked (:func:`archsearch.ops.pairwise_segment.pairwise_segment_attention`),
+``(B, H, S, m, 2m)``: each segment's queries attend ``[prev segment, own segment]`` through one
+fixed ``(m, 2m)`` mask, so the work is O(T·m·D), never a T×T mask.
 
 Repo quirks (code ``ECPAttention``) are explicit options:
 - ``kv_shared`` (default true): keys and values are one projected tensor (K = V);
@@ -18,7 +19,7 @@ Repo quirks (code ``ECPAttention``) are explicit options:
 Ablation ``head_split``: one reading of LLP (a v1 reviewer) shifts the segments in half the heads,
 as LongLoRA does; here the last H/2 heads use segment boundaries offset by m/2.
 
-Cost per layer (§3.7), ``S = T/m`` uniform segments: projections ``6·T·D²`` (K = V) or ``8·T·D²``;
+Cost per layer, ``S = T/m`` uniform segments: projections ``6·T·D²`` (K = V) or ``8·T·D²``;
 core dense ``4·D·(m² + (S−1)·2m²) = 4·D·T·m·(2 − 1/S)``, exact ``4·D·(T(m+1)/2 + (T−m)·m)``.
 Decode state: the K = V of the previous and current segment, ``≤ 2·m·D`` per layer
 (``≤ 4·m·D`` without sharing), constant in the stream length.
@@ -37,74 +38,9 @@ from archsearch.errors import ConfigError, require
 from archsearch.mixers._attention import AttentionConfig
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops, TokenMixer
 from archsearch.mixers._registry import register_mixer
-from archsearch.mixers._rope import apply_rope, rope_cos_sin
-
-
-def segment_bounds(T: int, m: int, first: int) -> list[tuple[int, int]]:
-    """[start, end) of each segment: [0, first), then segments of m, the last possibly shorter."""
-    bounds, pos = [], 0
-    f = min(first, T)
-    if f:
-        bounds.append((0, f))
-        pos = f
-    while pos < T:
-        bounds.append((pos, min(pos + m, T)))
-        pos += m
-    return bounds
-
-
-def _runs(T: int, m: int, first: int) -> list[tuple[int, int, int, int]]:
-    """Runs ``(start, prev_len, own_len, count)`` of consecutive segments with equal shapes."""
-    runs: list[tuple[int, int, int, int]] = []
-    prev = 0
-    for start, end in segment_bounds(T, m, first):
-        own = end - start
-        if runs and runs[-1][1:3] == (prev, own) and start == runs[-1][0] + runs[-1][3] * own:
-            s, p, o, c = runs[-1]
-            runs[-1] = (s, p, o, c + 1)
-        else:
-            runs.append((start, prev, own, 1))
-        prev = own
-    return runs
-
-
-def pairwise_segment_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m: int, first: int
-) -> torch.Tensor:
-    """(B, h, T, d) x3 -> (B, h, T, d): each segment sees the previous one and itself causally."""
-    B, h, T, d = q.shape
-    outs = []
-    for start, prev, own, count in _runs(T, m, first):
-
-        def blocks(t: torch.Tensor, lo: int, length: int, count: int = count) -> torch.Tensor:
-            # segments are equally spaced by ``own`` (prev == own, or a single segment)
-            return t[:, :, lo : lo + length * count].reshape(B, h * count, length, d)
-
-        qb = blocks(q, start, own)
-        if prev == 0:
-            o = F.scaled_dot_product_attention(
-                qb, blocks(k, start, own), blocks(v, start, own), is_causal=True
-            )
-        else:
-            if count > 1:
-                assert prev == own
-            kb = torch.cat([blocks(k, start - prev, prev), blocks(k, start, own)], dim=2)
-            vb = torch.cat([blocks(v, start - prev, prev), blocks(v, start, own)], dim=2)
-            i = torch.arange(own, device=q.device)[:, None]
-            j = torch.arange(prev + own, device=q.device)[None, :]
-            mask = j <= i + prev  # whole previous segment, causal inside the own one
-            o = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask)
-        outs.append(o.reshape(B, h, own * count, d))
-    return torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
-
-
-def pairwise_pairs(T: int, m: int, first: int) -> tuple[int, int]:
-    """(exact, dense) query-key pairs per head of :func:`pairwise_segment_attention`."""
-    exact = dense = 0
-    for _, prev, own, count in _runs(T, m, first):
-        exact += count * (own * prev + own * (own + 1) // 2)
-        dense += count * own * (prev + own)
-    return exact, dense
+from archsearch.mixers.softmax import SoftmaxAttention
+from archsearch.ops.pairwise_segment import pairwise_pairs, pairwise_segment_attention
+from archsearch.ops.rope import apply_rope, rope_cos_sin
 
 
 @register_mixer("ecp")
@@ -311,8 +247,6 @@ class PairwiseSegmentAttention(TokenMixer):
 
     @classmethod
     def equivalences(cls, d_model: int, seq_len: int) -> list[tuple[MixerConfig, str, MixerConfig]]:
-        from archsearch.mixers.softmax import SoftmaxAttention
-
         plain = {"n_heads": 2, "kv_shared": False, "separate_out0": False}
         same = SoftmaxAttention.Config(n_heads=2)
         return [

@@ -1,12 +1,12 @@
 """Hierarchical Shift Mixing, HSM (Forchheimer, arXiv 2601.22852v1, 2026), **reconstructed**.
 
-Only the abstract and a third-party summary of the paper were available (architectures.md §4, §0.4).
-Confirmed there: HSM spreads pairwise token interactions across layers instead of computing them
-densely inside each layer; it is linear-time, causal and parallel, and agnostic to the mixing
-function; the simplest "(a,b) mixer" does well when the freed parameters go to the FFN; hybrids
-with softmax layers beat a GPT baseline. **Everything below is the reconstruction [R] of §4.2–4.6**,
-written as a configurable framework so each guess is one config field that can be searched over and
-corrected once the method section is read:
+Only the abstract and a third-party summary of the paper were available (docs/architectures.md,
+"HSM"). Confirmed there: HSM spreads pairwise token interactions across layers instead of computing
+them densely inside each layer; it is linear-time, causal and parallel, and agnostic to the mixing
+function; the simplest "(a,b) mixer" does well when the freed parameters go to the FFN; hybrids with
+softmax layers beat a GPT baseline. **Everything below is a reconstruction [R]**, written as a
+configurable framework so each guess is one config field that can be searched over and corrected
+once the method section is read:
 
 * **one fixed shift per layer** [R]: layer ℓ mixes each token ``u_t`` with ``u_{t−d}``, zero-padded
   at the start (``u_{t−d} = 0`` for ``t < d``; never a cyclic roll), or with a learned pad vector
@@ -17,9 +17,9 @@ corrected once the method section is read:
   repeats). ``p`` is the index among the stack's HSM layers (``schedule_by: hsm_layers``, so a
   hybrid's HSM layers keep the sequence 1, 2, 4, …) or among all layers (``all_layers``);
 * **base b** [R]: a layer reads ``b − 1`` shifted copies ``u_{t−d}, …, u_{t−(b−1)d}`` (one at the
-  default b = 2; §4.4), so K layers reach every distance below ``b^K`` along exactly one path (its
+  default b = 2), so K layers reach every distance below ``b^K`` along exactly one path (its
   base-b digits). Without residuals a stack of linear ``ab`` layers is then a causal depthwise
-  convolution with a product kernel (§4.3; tested);
+  convolution with a product kernel (tested);
 * **several shifts per layer** [R]: ``shift_groups = G`` splits the channels (heads for
   ``pair_softmax``) into G equal groups; group g of the layer at schedule position p uses position
   ``p·G + g``, so the levels are dealt out G per layer;
@@ -29,16 +29,17 @@ corrected once the method section is read:
     (``ab_weights``); no matrices, ``b·C`` parameters; ``a + Σ b`` is not constrained.
     Initialised near the mean, ``N(1/b, 0.02²)``;
   - ``gated``: per-channel convex weights ``softmax([W_g [u_t; S_1; …]; 0])`` over the b inputs; at
-    b = 2 this is §4.3's ``g ⊙ u_t + (1 − g) ⊙ u_{t−d}`` with ``g = σ(W_g [u_t; u_{t−d}])``;
+    b = 2 this is ``g ⊙ u_t + (1 − g) ⊙ u_{t−d}`` with ``g = σ(W_g [u_t; u_{t−d}])``;
   - ``pair_softmax``: per head, softmax attention over the b keys ``{t, t−d, …}``, with Q/K/V/O
     projections (keys and values are projected once per token, then shifted). Pad keys are
     masked out (``pad: zeros``) or are a learned key and value (``pad: learned``). No RoPE: the
     fixed shifts already say where each key is;
   - ``pair_mlp``: ``W₂ GELU(W₁ [u_t; S_1; …])`` with hidden width ``pair_mlp_ratio · D``.
 
-Cost per layer and sequence (multiply-add = 2 FLOPs; T tokens, D width, b = base; architectures.md
-§4.6). The elementwise mixing arithmetic is reported as ``elementwise`` (FlopCounterMode does not
-see it; ``archsearch.profiling.counter.count_flops(..., elementwise=True)`` does):
+Cost per layer and sequence (multiply-add = 2 FLOPs; T tokens, D width, b = base; docs/costs.md,
+"FLOP conventions"). The elementwise mixing arithmetic is reported as ``elementwise``
+(FlopCounterMode does not see it; ``archsearch.profiling.counter.count_flops(...,
+elementwise=True)`` does):
 
 * ``ab``: ``(2b − 1)·T·D`` elementwise: b products and b − 1 sums per channel; ``3·T·D`` at b = 2;
 * ``gated``: projection ``2·T·bD·(b−1)D`` (``4·T·D²`` at b = 2), elementwise ``(2b − 1)·T·D``;
@@ -65,6 +66,7 @@ from torch import nn
 from archsearch.errors import ConfigError, require
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops, TokenMixer
 from archsearch.mixers._registry import register_mixer
+from archsearch.mixers.sliding_window import SlidingWindowAttention
 
 MIXINGS = ("ab", "gated", "pair_softmax", "pair_mlp")
 AB_WEIGHTS = ("channel", "head", "scalar")
@@ -467,8 +469,6 @@ class HierarchicalShiftMixing(TokenMixer):
 
     @classmethod
     def equivalences(cls, d_model: int, seq_len: int) -> list[tuple[MixerConfig, str, MixerConfig]]:
-        from archsearch.mixers.sliding_window import SlidingWindowAttention
-
         # a shift beyond the sequence: every shifted key is a masked pad, so each token attends
         # only itself, as does a window of one
         far = seq_len.bit_length() + 1

@@ -4,14 +4,16 @@ The sequence is cut into groups of ``G`` tokens. The first ``H − s`` heads att
 aligned groups ``[kG, (k+1)G)``; the last ``s`` heads (LongLoRA: ``s = H/2``) inside groups shifted
 by ``G/2``: ``[0, G/2), [G/2, 3G/2), …`` — the official flash path's variable-length boundaries.
 The paper's pseudo-code instead rolls the sequence cyclically, which lets the first shifted
-positions see the last tokens (a causality leak, architectures.md §2(b)); this does not wrap.
+positions see the last tokens (a causality leak; docs/architectures.md, "S2-Attn"); this does not
+wrap.
 
-Work is blocked: each group is one batch entry of ``scaled_dot_product_attention(is_causal=True)``,
-so cost is O(T·G·D). ``forward`` accepts any T (the last group is then shorter), but configs are
-validated against the paper's requirement ``G | T`` at a requested sequence length.
+Work is blocked (:func:`archsearch.ops.grouped.grouped_causal_attention`): each group is one batch
+entry of ``scaled_dot_product_attention(is_causal=True)``, so cost is O(T·G·D). ``forward`` accepts
+any T (the last group is then shorter), but configs are validated against the paper's requirement
+``G | T`` at a requested sequence length.
 
 Cost per layer: projections ``8·T·D²``; core ``4·d·Σ_heads pairs`` with pairs per head from
-:func:`archsearch.mixers._attention.grouped_pairs` (dense ≈ ``4·D·T·G``, exact ≈ ``2·D·T·G``).
+:func:`archsearch.ops.grouped.grouped_pairs` (dense ≈ ``4·D·T·G``, exact ≈ ``2·D·T·G``).
 """
 
 from __future__ import annotations
@@ -21,14 +23,11 @@ from dataclasses import dataclass
 import torch
 
 from archsearch.errors import ConfigError, require
-from archsearch.mixers._attention import (
-    AttentionConfig,
-    AttentionMixer,
-    grouped_causal_attention,
-    grouped_pairs,
-)
+from archsearch.mixers._attention import AttentionConfig, AttentionMixer
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops
 from archsearch.mixers._registry import register_mixer
+from archsearch.mixers.softmax import SoftmaxAttention
+from archsearch.ops.grouped import grouped_causal_attention, grouped_pairs
 
 
 @register_mixer("s2attn")
@@ -121,8 +120,6 @@ class ShiftedSparseAttention(AttentionMixer):
 
     @classmethod
     def equivalences(cls, d_model: int, seq_len: int) -> list[tuple[MixerConfig, str, MixerConfig]]:
-        from archsearch.mixers.softmax import SoftmaxAttention
-
         G = seq_len + seq_len % 2  # one group covering the whole sequence
         return [
             (

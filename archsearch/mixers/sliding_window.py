@@ -1,8 +1,9 @@
 """Sliding-window causal attention (local attention as in Longformer / Mistral).
 
-Query ``i`` attends keys ``j`` with ``i - window < j <= i``. Implemented blocked: queries in blocks
-of ``window`` attend their own block and the previous one through a fixed ``(window, 2·window)``
-mask, so work and memory are O(T·window), never a T×T mask.
+Query ``i`` attends keys ``j`` with ``i - window < j <= i`` (docs/architectures.md, "Sliding-window
+attention"). The blocked kernel, :func:`archsearch.ops.sliding_window.sliding_window_attention`:
+queries in blocks of ``window`` attend their own block and the previous one through a fixed
+``(window, 2·window)`` mask, so work and memory are O(T·window), never a T×T mask.
 
 Cost per layer: projections ``8·T·D²``; core exact ``4·D·Σ_i min(i+1, W)``; dense (blocks as
 computed) ``4·D·(W² + (n−1)·2W² + r·(W+r))`` for ``T = n·W + r > W``, ``4·D·T²`` for ``T <= W``.
@@ -15,14 +16,11 @@ from dataclasses import dataclass
 import torch
 
 from archsearch.errors import require
-from archsearch.mixers._attention import (
-    AttentionConfig,
-    AttentionMixer,
-    sliding_window_attention,
-    sliding_window_pairs,
-)
+from archsearch.mixers._attention import AttentionConfig, AttentionMixer
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops
 from archsearch.mixers._registry import register_mixer
+from archsearch.mixers.softmax import SoftmaxAttention
+from archsearch.ops.sliding_window import sliding_window_attention, sliding_window_pairs
 
 
 @register_mixer("sliding_window")
@@ -64,8 +62,6 @@ class SlidingWindowAttention(AttentionMixer):
 
     @classmethod
     def equivalences(cls, d_model: int, seq_len: int) -> list[tuple[MixerConfig, str, MixerConfig]]:
-        from archsearch.mixers.softmax import SoftmaxAttention
-
         same = SoftmaxAttention.Config(n_heads=2)
         return [
             (cls.Config(n_heads=2, window=seq_len), "softmax", same),

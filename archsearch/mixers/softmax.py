@@ -1,9 +1,10 @@
 """Full causal multi-head softmax attention (Vaswani et al., 2017), the quadratic baseline.
 
 Computed by ``torch.nn.functional.scaled_dot_product_attention(is_causal=True)``, which picks a
-Flash/memory-efficient kernel where one exists. Cost per layer (architectures.md §0.3): projections
-``8·T·D²``; core ``4·D·T²`` dense-masked, ``2·D·T(T+1)`` exact. Incremental decoding keeps the
-usual KV cache (``init_state``/``step``), ``2·D·t`` numbers at step t.
+Flash/memory-efficient kernel where one exists. Cost per layer (docs/architectures.md, "Softmax
+attention"): projections ``8·T·D²``; core ``4·D·T²`` dense-masked, ``2·D·T(T+1)`` exact.
+Incremental decoding keeps the usual KV cache (``init_state``/``step``), ``2·D·t`` numbers at
+step t.
 """
 
 from __future__ import annotations

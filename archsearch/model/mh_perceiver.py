@@ -60,12 +60,12 @@ from torch import nn
 
 from archsearch.errors import ConfigError, require
 from archsearch.mixers import MixerFlops, mixer_config
-from archsearch.mixers._rope import apply_rope, rope_cos_sin
 from archsearch.model.config import BlockConfig, ModelConfig
 from archsearch.model.costs import LayerCost, ModelCost, head_cost
 from archsearch.model.families import FamilyConfig, register_family
 from archsearch.model.perceiver_ar import cross_mask
 from archsearch.model.transformer import MLP, LanguageModel, make_norm
+from archsearch.ops.rope import apply_rope, rope_cos_sin
 
 
 def double_attention(

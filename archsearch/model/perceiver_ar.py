@@ -57,7 +57,6 @@ from torch import nn
 
 from archsearch.errors import ConfigError, require
 from archsearch.mixers import MixerFlops, mixer_config
-from archsearch.mixers._rope import apply_rope, rope_cos_sin
 from archsearch.model.config import BlockConfig, ModelConfig
 from archsearch.model.costs import LayerCost, ModelCost, block_costs, head_cost
 from archsearch.model.families import FamilyConfig, register_family
@@ -68,6 +67,7 @@ from archsearch.model.transformer import (
     make_norm,
     mixers_decode,
 )
+from archsearch.ops.rope import apply_rope, rope_cos_sin
 
 
 def cross_mask(n_latents: int, n_inputs: int, device: torch.device | str) -> torch.Tensor:

@@ -89,7 +89,7 @@ class Block(nn.Module):
 
 def mixers_decode(cfg: ModelConfig) -> bool:
     """Whether every block's mixer implements token-by-token decoding."""
-    return all(get_mixer(b.mixer.kind).supports_decode for b in cfg.layers)
+    return all(get_mixer(b.mixer.kind).supports_decode_for(b.mixer) for b in cfg.layers)
 
 
 class LanguageModel(nn.Module, abc.ABC):
@@ -279,7 +279,7 @@ class DecoderLM(LanguageModel):
         missing = [
             f"layers[{i}] ({blk.mixer.cfg.kind})"
             for i, blk in enumerate(self.blocks)
-            if not blk.mixer.supports_decode
+            if not blk.mixer.supports_decode_for(blk.mixer.cfg)
         ]
         if missing:
             raise NotImplementedError(

@@ -28,8 +28,9 @@ Every mixer registered when ``conformance_cases()`` runs is enrolled, with each 
 6. config ↔ YAML round trip (alone and inside a model YAML);
 7. the mixer's own limit equivalences (``TokenMixer.equivalences``) with shared weights;
 8. invalid configs fail with a ConfigError naming the field;
-9. for mixers with ``supports_decode``: token-by-token ``step`` equals ``forward`` (float64), and
-   the state holds exactly the ``decode_state`` numbers it reports.
+9. for every config the mixer decodes (``supports_decode_for(cfg)``; for Combiner, variant fixed
+   only): token-by-token ``step`` equals ``forward`` (float64), and the state holds exactly the
+   ``decode_state`` numbers it reports.
 """
 
 from __future__ import annotations
@@ -42,8 +43,17 @@ import pytest
 import torch
 import yaml
 
+from archsearch.dataconf import from_dict
 from archsearch.errors import ConfigError
 from archsearch.mixers import MixerConfig, MixerContext, build_mixer, get_mixer, list_mixers
+from archsearch.model.config import (
+    BlockConfig,
+    ModelConfig,
+    dump_model_config,
+    mixer_config_from_dict,
+    parse_model_config,
+)
+from archsearch.profiling.counter import count_flops
 
 D_MODEL = 32
 
@@ -158,8 +168,6 @@ class MixerConformance:
     @pytest.mark.parametrize("T", [1, 37, 64, 96])
     @pytest.mark.parametrize("device", ["cpu", "meta"])
     def test_flops_match_counter(self, case: Case, T: int, device: str) -> None:
-        from archsearch.profiling.counter import count_flops
-
         m = case.build(torch.float32, device=device)
         with torch.device(device):
             x = torch.randn(2, T, D_MODEL)
@@ -180,8 +188,8 @@ class MixerConformance:
     @pytest.mark.parametrize("T", [6, 41])
     def test_streaming_decode_matches_forward(self, case: Case, T: int) -> None:
         cls = get_mixer(case.kind)
-        if not cls.supports_decode:
-            pytest.skip(f"{case.kind} has no incremental decoding")
+        if not cls.supports_decode_for(case.cfg):
+            pytest.skip(f"{case.id} has no incremental decoding")
         m = case.build()
         x = _x(2, T)
         with torch.no_grad():
@@ -200,14 +208,6 @@ class MixerConformance:
         )
 
     def test_config_yaml_round_trip(self, case: Case) -> None:
-        from archsearch.model.config import (
-            BlockConfig,
-            ModelConfig,
-            dump_model_config,
-            mixer_config_from_dict,
-            parse_model_config,
-        )
-
         d = yaml.safe_load(yaml.safe_dump(case.cfg.to_dict()))
         assert mixer_config_from_dict(d, prefix="mixer") == case.cfg
         model = ModelConfig(
@@ -233,8 +233,6 @@ class MixerConformance:
             torch.testing.assert_close(a(x), b(x), rtol=1e-10, atol=1e-10)
 
     def test_invalid_configs_name_the_field(self, case: Case) -> None:
-        from archsearch.dataconf import from_dict
-
         for fields, bad in get_mixer(case.kind).invalid_configs():
             with pytest.raises(ConfigError) as info:
                 from_dict(get_mixer(case.kind).Config, fields, prefix="mixer")

@@ -61,7 +61,7 @@ def test_s2attn_matches_reference(T, G, H, shifted):
 
 
 def test_s2attn_unshifted_heads_with_one_group_equal_softmax_heads():
-    # architectures.md §2(e): unshifted heads with G = L equal full causal attention
+    # docs/architectures.md, "S2-Attn": unshifted heads with G = L equal full causal attention
     T = 32
     m = build_mixer(mixer_config("s2attn", n_heads=4, group_size=T), MixerContext(d_model=32))
     q, k, v = _qkv(4, T)
@@ -85,8 +85,8 @@ def _support(kind: str, T: int, **params) -> torch.Tensor:
 
 
 def test_s2attn_receptive_field_grows_to_full_after_7_layers():
-    # architectures.md §2(e): L = 32, G = 8, the union of both head halves reaches every earlier
-    # token after 7 layers (residual paths included)
+    # docs/architectures.md, "S2-Attn": L = 32, G = 8, the union of both head halves reaches
+    # every earlier token after 7 layers (residual paths included)
     T = 32
     one = _support("s2attn", T, n_heads=2, group_size=8) | torch.eye(T, dtype=torch.bool)
     full = allowed_softmax(T)

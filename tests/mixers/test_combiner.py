@@ -1,5 +1,6 @@
-"""Combiner (architectures.md §5(e)): blocked kernels vs a per-query reference written from the
-definition, the effective attention distribution, spans, limits, decoding, costs and scaling."""
+"""Combiner (docs/architectures.md, "Combiner"): blocked kernels vs a per-query reference
+written from the definition, the effective attention distribution, spans, limits, decoding,
+costs and scaling."""
 
 import math
 
@@ -7,7 +8,9 @@ import pytest
 import torch
 
 from archsearch.mixers import MixerContext, build_mixer, get_mixer, mixer_config
-from archsearch.mixers.combiner import (
+from archsearch.model.config import BlockConfig, ModelConfig
+from archsearch.model.transformer import build_model
+from archsearch.ops.combiner import (
     axial_attention,
     fixed_attention,
     logsparse_attention,
@@ -153,7 +156,7 @@ def test_kernel_matches_reference(variant, block, pool, average, row_key, T):
 @pytest.mark.parametrize("row_summary", ["proj", "wsum_proj"])
 @pytest.mark.parametrize("rope", [False, True])
 def test_axial_projected_summary_keys_match_reference(row_summary, rope):
-    # architectures.md §5(b): k̃[r', c] = W_k2·LN(x[r', c] + W_p·concat_heads(v̄[r', c]))
+    # docs/architectures.md, "Combiner": k̃[r', c] = W_k2·LN(x[r', c] + W_p·concat_heads(v̄[r', c]))
     T, m, D, H = 19, 4, 16, 2
     torch.manual_seed(0)
     cfg = mixer_config(
@@ -168,7 +171,7 @@ def test_axial_projected_summary_keys_match_reference(row_summary, rope):
         h = mod.summary_norm(x[b : b + 1, pos : pos + 1] + mod.summary_proj(pre))
         key = mod.summary_key(h).view(1, 1, H, D // H).transpose(1, 2)  # (1, H, 1, d)
         if rope:
-            from archsearch.mixers._rope import apply_rope, rope_cos_sin
+            from archsearch.ops.rope import apply_rope, rope_cos_sin
 
             cos, sin = rope_cos_sin(torch.tensor([pos]), D // H, 10000.0, key.dtype)
             key = apply_rope(key, cos, sin)
@@ -647,3 +650,45 @@ def test_archsearch_mixers_lists_the_combiner_variants():
         assert variant in row["summary"]
     assert row["hyperparameters"]["variant"] == "fixed"
     assert {"block_size", "pool", "row_summary", "mixture"} <= set(row["hyperparameters"])
+
+
+# ---------------------------------------------------------------------------------------------
+# decode capability is a function of the config: models of fixed layers decode, others do not
+
+
+def test_decode_capability_depends_on_the_variant():
+    cls = get_mixer("combiner")
+    assert not cls.supports_decode  # not every config decodes ...
+    assert cls.supports_decode_for(mixer_config("combiner", variant="fixed"))  # ... fixed does
+    for variant in ("logsparse", "axial", "mixture"):
+        assert not cls.supports_decode_for(mixer_config("combiner", variant=variant))
+
+
+def test_model_of_fixed_layers_streams_like_forward():
+    def model_cfg(*variants):
+        layers = tuple(
+            BlockConfig(
+                mixer=mixer_config(
+                    "combiner", n_heads=2, variant=v, block_size=4 if v != "logsparse" else 128
+                )
+            )
+            for v in variants
+        )
+        return ModelConfig(d_model=16, max_seq_len=16, pos_encoding="rope", layers=layers)
+
+    torch.manual_seed(0)
+    model = build_model(model_cfg("fixed", "fixed")).double().eval()
+    assert model.can_decode()
+    idx = torch.randint(0, 256, (2, 13))
+    with torch.no_grad():
+        want = model(idx)
+        state = model.init_decode_state(2, max_len=13)
+        got = []
+        for t in range(13):
+            logits, state = model.step(idx[:, t : t + 1], state)
+            got.append(logits)
+    torch.testing.assert_close(torch.cat(got, dim=1), want, rtol=1e-12, atol=1e-12)
+    mixed = build_model(model_cfg("fixed", "axial"))
+    assert not mixed.can_decode()
+    with pytest.raises(NotImplementedError, match=r"layers\[1\] \(combiner\)"):
+        mixed.init_decode_state(1)

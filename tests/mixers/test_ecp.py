@@ -11,7 +11,8 @@ from archsearch.profiling.scaling import loglog_slope
 
 
 def allowed_ecp(T: int, m: int, offset: int = 0) -> torch.Tensor:
-    """architectures.md §3.6: j <= i and j >= m·(⌊i/m⌋ − 1), boundaries shifted by ``offset``."""
+    """docs/architectures.md, "LLP and ECP": j <= i and j >= m·(⌊i/m⌋ − 1), boundaries
+    shifted by ``offset``."""
     i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
     seg = (i + offset) // m
     lo = ((seg - 1) * m - offset).clamp(min=0)

@@ -1,4 +1,4 @@
-"""HSM (reconstructed, architectures.md §4): schedule, receptive field, closed form, no
+"""HSM (reconstructed, docs/architectures.md, "HSM"): schedule, receptive field, closed form, no
 wrap-around, streaming decode, FLOPs. The conformance suite runs every example config as well."""
 
 import dataclasses
@@ -131,7 +131,7 @@ def _support(mixers, T: int) -> torch.Tensor:
 @pytest.mark.parametrize("mixing", MIXINGS)
 @pytest.mark.parametrize(("base", "K"), [(2, 4), (3, 3)])
 def test_receptive_field_is_exactly_the_last_base_to_the_K_tokens(mixing, base, K):
-    # architectures.md §4.7: K pure HSM layers, shifts base^0 … base^(K-1), no residual:
+    # docs/architectures.md, "HSM": K pure HSM layers, shifts base^0 … base^(K-1), no residual:
     # y_t depends on x_j exactly for t - base^K < j <= t
     T = base**K + 9
     got = _support(_stack(K, base, mixing=mixing, n_heads=2), T)
@@ -155,8 +155,8 @@ def _product_kernel(a, b, levels, base, n_taps):
     [(2, 4, "ascending", "channel"), (3, 3, "descending", "channel"), (2, 3, "ascending", "head")],
 )
 def test_linear_ab_stack_is_the_product_kernel_convolution(base, K, schedule, ab_weights):
-    # architectures.md §4.3: stacked linear (a,b) mixers = a causal depthwise convolution whose
-    # kernel at δ is the product over layers of a or b, chosen by δ's digits
+    # docs/architectures.md, "HSM": stacked linear (a,b) mixers = a causal depthwise convolution
+    # whose kernel at δ is the product over layers of a or b, chosen by δ's digits
     mixers = _stack(K, base, schedule=schedule, ab_weights=ab_weights, n_heads=4)
     levels = list(range(K)) if schedule == "ascending" else list(range(K - 1, -1, -1))
     assert [m.shifts for m in mixers] == [(base**lv,) for lv in levels]
@@ -348,7 +348,7 @@ def test_elementwise_flops_match_the_counter(params, device):
 def test_ab_is_three_flops_per_channel_and_token():
     f = get_mixer("hsm").flops(mixer_config("hsm"), MixerContext(d_model=768), 2048)
     assert (f.projections, f.core_dense, f.elementwise) == (0, 0, 3 * 2048 * 768)
-    # architectures.md §6.1 worked example: ≈ 0.005 GFLOP per layer at L = 2048, D = 768
+    # worked example: ≈ 0.005 GFLOP per layer at L = 2048, D = 768
     assert round(f.exact / 1e9, 3) == 0.005
 
 

@@ -57,7 +57,7 @@ class _RolledS2(ShiftedSparseAttention):
         pass
 
     def attend(self, q, k, v):
-        from archsearch.mixers._attention import grouped_causal_attention
+        from archsearch.ops.grouped import grouped_causal_attention
 
         G, a = self.cfg.group_size, self.n_heads // 2
         roll = [t[:, a:].roll(-G // 2, dims=2) for t in (q, k, v)]

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from archsearch.errors import ConfigError
 from archsearch.mixers import mixer_config
-from archsearch.mixers._rope import apply_rope, rope_cos_sin
 from archsearch.model.config import BlockConfig, ModelConfig, parse_model_config
 from archsearch.model.costs import model_cost
 from archsearch.model.mh_perceiver import (
@@ -20,6 +19,7 @@ from archsearch.model.mh_perceiver import (
     double_pairs,
 )
 from archsearch.model.transformer import build_model
+from archsearch.ops.rope import apply_rope, rope_cos_sin
 
 
 def allowed(C, l, n=1):

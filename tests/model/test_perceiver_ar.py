@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from archsearch.mixers import mixer_config
-from archsearch.mixers._rope import apply_rope, rope_cos_sin
 from archsearch.model.config import BlockConfig, ModelConfig, parse_model_config
 from archsearch.model.costs import model_cost
 from archsearch.model.perceiver_ar import PerceiverARConfig, cross_mask, cross_pairs
 from archsearch.model.transformer import build_model
+from archsearch.ops.rope import apply_rope, rope_cos_sin
 from archsearch.profiling.counter import count_flops
 from archsearch.profiling.scaling import loglog_slope
 
