@@ -21,7 +21,7 @@ model that decodes token by token: asking it of another model is a :class:`Confi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import torch
 
@@ -34,7 +34,7 @@ from archsearch.model.families import get_family
 from archsearch.model.transformer import build_model, count_params
 from archsearch.profiling.memory import build_in_dtype, estimate_memory
 from archsearch.profiling.profiles import Profile
-from archsearch.profiling.timing import measure_latency
+from archsearch.profiling.timing import PARTS, LatencyResult, measure_latency
 
 #: the part of :func:`measure_latency` each timed source reads
 _TIMED_PARTS: dict[Source, str] = {"latency": "forward", "decode": "decode"}
@@ -117,12 +117,26 @@ _MEASURES: dict[Source, Callable[[ModelConfig, int, Profile, ModelCost], dict[st
 
 
 def _timed(cfg: ModelConfig, seq_len: int, prof: Profile, parts: set[str]) -> dict[str, float]:
-    """Medians of the timed ``parts`` of a freshly built model (seed 0), profile settings."""
+    lat = time_model(cfg, seq_len, prof, parts=parts)
+    out: dict[str, float] = {}
+    if lat.forward is not None:
+        out["latency_ms"] = lat.forward.median_ms
+    if lat.decode_per_token is not None:
+        out["decode_ms"] = lat.decode_per_token.median_ms
+    return out
+
+
+def time_model(
+    cfg: ModelConfig, seq_len: int, prof: Profile, *, parts: Collection[str] = PARTS
+) -> LatencyResult:
+    """:func:`measure_latency` of a freshly built model (seed 0, in the profile's dtype on its
+    device) with the profile's batch, warm-up, repeats, threads and ``compile``; the model is
+    freed afterwards."""
     torch.manual_seed(0)
     model = None
     try:
         model = build_in_dtype(cfg, prof.torch_dtype, prof.device)
-        lat = measure_latency(
+        return measure_latency(
             model,
             seq_len,
             batch=prof.batch_size,
@@ -138,9 +152,3 @@ def _timed(cfg: ModelConfig, seq_len: int, prof: Profile, parts: set[str]) -> di
         del model
         if prof.device == "cuda":
             torch.cuda.empty_cache()
-    out: dict[str, float] = {}
-    if lat.forward is not None:
-        out["latency_ms"] = lat.forward.median_ms
-    if lat.decode_per_token is not None:
-        out["decode_ms"] = lat.decode_per_token.median_ms
-    return out
