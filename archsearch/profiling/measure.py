@@ -2,7 +2,7 @@
 
 :func:`measure_metrics` computes what a search (or anything else) needs of
 :mod:`archsearch.metrics`' profiled metrics, grouped by where their values come from
-(``Metric.source``; see docs/costs.md):
+(``Metric.source``; see docs/costs.md, "Memory" and "Latency"):
 
 =========  ======================================================================================
 cost       ``params``, ``flops_fwd``, ``flops_train``, ``decode_state_bytes``: analytic, always
