@@ -35,16 +35,12 @@ def main() -> None:
 
     from archsearch.profiling.profiles import load_profile
     from archsearch.quality.tasks import make_task
+    from archsearch.search.loop import Search
     from archsearch.search.report import StudyData
     from archsearch.search.results import reference_point
     from archsearch.search.space import load_space
-    from archsearch.search.study import (
-        Search,
-        open_storage,
-        open_study,
-        settings_from,
-        storage_url,
-    )
+    from archsearch.search.storage import open_storage, storage_url
+    from archsearch.search.study import open_study, settings_from
 
     space = load_space(args.space)
     settings = settings_from(space, profile=load_profile(args.profile))

@@ -1,10 +1,24 @@
-"""The ``archsearch`` command line (typer). Commands import torch lazily, inside their bodies."""
+"""The ``archsearch`` command line (typer): the app, and every command registered here, in one
+place. Command modules only define their functions; none imports another or this module, and
+they import torch (and the torch-heavy parts of archsearch) lazily, inside their bodies, so
+``archsearch --help`` stays fast."""
 
 from __future__ import annotations
 
 import typer
 
 from archsearch import __version__
+from archsearch.cli import (
+    build,
+    families,
+    mixers,
+    profile,
+    quickstart,
+    report,
+    search,
+    train,
+    worker,
+)
 from archsearch.cli._common import DEBUG
 
 app = typer.Typer(
@@ -33,8 +47,19 @@ def _root(
     DEBUG["on"] = debug
 
 
-# each module adds its command(s) to ``app``
-from archsearch.cli import build, families, mixers, profile, quickstart, search, train, worker  # noqa: E402, F401, I001
+app.command("build")(build.build_cmd)
+app.command("families")(families.families_cmd)
+app.command("mixers")(mixers.mixers_cmd)
+app.command("profile")(profile.profile_cmd)
+app.command("scale")(profile.scale_cmd)
+app.command("train")(train.train_cmd)
+app.command("search")(search.search_cmd)
+app.command("report")(report.report_cmd)
+app.command("quickstart")(quickstart.quickstart_cmd)
+study_app = typer.Typer(help=worker.STUDY_HELP)
+study_app.command("recover")(worker.recover_cmd)
+app.add_typer(study_app, name="study")
+app.command("worker")(worker.worker_cmd)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import typer
 
 from archsearch.errors import ConfigError
+from archsearch.fmt import si  # noqa: F401  (re-exported: the one number format)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,14 +37,6 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def si(n: float, unit: str = "") -> str:
-    """1234567 -> '1.23 M' (powers of 1000)."""
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= factor:
-            return f"{n / factor:.3g} {prefix}{unit}"
-    return f"{n:.4g} {unit}".rstrip()
 
 
 def parse_length(text: str) -> int:

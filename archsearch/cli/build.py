@@ -7,7 +7,6 @@ from typing import Any
 
 import typer
 
-from archsearch.cli import app
 from archsearch.cli._common import echo_json, parse_length, si, user_errors
 
 
@@ -199,7 +198,6 @@ def print_summary(s: dict[str, Any]) -> None:
         )
 
 
-@app.command("build")
 @user_errors
 def build_cmd(
     model: Path = typer.Argument(..., help="Model config YAML."),

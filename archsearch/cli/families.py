@@ -7,7 +7,6 @@ from typing import Any
 
 import typer
 
-from archsearch.cli import app
 from archsearch.cli._common import echo_json, user_errors
 
 
@@ -53,7 +52,6 @@ def print_family_table(rows: list[dict[str, Any]]) -> None:
         con.print(f"[bold]{r['name']}[/bold]: {r['summary']}. layers: {r['layers']}.{decode}")
 
 
-@app.command("families")
 @user_errors
 def families_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

@@ -9,7 +9,6 @@ from typing import Any
 
 import typer
 
-from archsearch.cli import app
 from archsearch.cli._common import echo_json, user_errors
 
 
@@ -56,7 +55,6 @@ def mixer_rows() -> list[dict[str, Any]]:
     return rows
 
 
-@app.command("mixers")
 @user_errors
 def mixers_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

@@ -9,7 +9,6 @@ from typing import Any
 
 import typer
 
-from archsearch.cli import app
 from archsearch.cli._common import (
     PROFILE_HELP,
     checked_profile,
@@ -179,7 +178,6 @@ def _rate(r: dict[str, Any], key: str) -> str:
     return s
 
 
-@app.command("profile")
 @user_errors
 def profile_cmd(
     models: list[Path] = typer.Argument(..., help="Model config YAML(s)."),
@@ -235,7 +233,6 @@ def profile_cmd(
         typer.echo(f"wrote {csv_path}")
 
 
-@app.command("scale")
 @user_errors
 def scale_cmd(
     models: list[Path] = typer.Argument(..., help="Model config YAML(s), one line each."),

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import typer
 
-from archsearch.cli import app
-from archsearch.cli._common import PROFILE_HELP, echo_json, invocation, user_errors
-from archsearch.cli.search import SAMPLER_HELP, run_search
-from archsearch.cli.train import parse_optional_count
+from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
+from archsearch.cli._live import LiveView, echo_report_line
+from archsearch.cli._options import SAMPLER_HELP, parse_optional_count
 
 
-@app.command("quickstart")
 @user_errors
 def quickstart_cmd(
     ctx: typer.Context,
@@ -33,21 +31,25 @@ def quickstart_cmd(
 ) -> None:
     """Search the quickstart space (bits per byte vs FLOPs, on the CPU, a few minutes) and
     write the report with its Pareto plot."""
+    from archsearch.search.run import run_search
+
     result = run_search(
         "quickstart",
         trials=trials,
-        profile=profile,
+        profile=checked_profile(profile),
         sampler=sampler,
         seed=seed,
         out=out,
         budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
-        quiet=as_json,
         command=invocation(ctx),
+        view=lambda name, n, settings: LiveView(name, n, settings, quiet=as_json),
     )
     if as_json:
         echo_json(result)
-    elif not result["interrupted"]:
-        typer.echo(f"open {out / 'report' / 'report.md'} and {out / 'report' / 'pareto.png'}")
+    else:
+        echo_report_line(result["report"])
+        if not result["interrupted"]:
+            typer.echo(f"open {out / 'report' / 'report.md'} and {out / 'report' / 'pareto.png'}")
     if result["interrupted"]:
         typer.echo("interrupted: run the same command again to resume", err=True)
         raise typer.Exit(code=130)

@@ -9,46 +9,11 @@ from typing import Any
 
 import typer
 
-from archsearch.cli import app
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, user_errors
+from archsearch.cli._options import parse_optional_count, parse_task_options
 from archsearch.errors import ConfigError
 
 
-def parse_count(text: str, field: str) -> int:
-    """'250000', '250k', '2.5m', '1g' (powers of 1000) -> int."""
-    t = text.strip().lower().replace("_", "")
-    mult = {"k": 10**3, "m": 10**6, "g": 10**9}.get(t[-1:], 1)
-    try:
-        value = float(t[:-1] if mult > 1 else t) * mult
-    except ValueError:
-        value = -1
-    if value < 1 or value != int(value):
-        raise ConfigError(field, text, "a positive integer, optionally with k, m or g (x1000)")
-    return int(value)
-
-
-def parse_optional_count(text: str | None, field: str) -> int | None:
-    """:func:`parse_count`, or None when the option was not given."""
-    return None if text is None else parse_count(text, field)
-
-
-def parse_task_options(items: list[str]) -> dict[str, Any]:
-    """``["num_pairs=8", "power_a=null"]`` -> values parsed as YAML scalars."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError("--task-opt", item, "KEY=VALUE, e.g. num_pairs=8")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            out[key.strip()] = raw
-    return out
-
-
-@app.command("train")
 @user_errors
 def train_cmd(
     model: Path = typer.Argument(..., help="Model config YAML."),

@@ -1,11 +1,13 @@
-"""Latency of a model: inference forward, training step and per-token decode (measurement.md §3).
+"""Latency of a model: inference forward, training step and per-token decode (docs/costs.md,
+"Latency").
 
 Every measurement warms up first (lazy initialisation, allocator growth, ``torch.compile``), then
 times each repeat on its own: CUDA events around each call on a GPU (kernels launch
 asynchronously, so a host clock would time the launches), ``time.perf_counter`` on the CPU. The
 summary is the median and the interquartile range, not the mean, with every sample kept.
 
-What :func:`measure_latency` times, on random token ids from a fixed generator:
+What :func:`measure_latency` times (each of the ``parts`` asked for, all three by default), on
+random token ids from a fixed generator:
 
 * ``forward``: ``model(idx)`` in eval mode under ``torch.no_grad()``;
 * ``train_step``: ``loss(idx, targets)`` + ``backward`` + AdamW step (torch's defaults, so
@@ -40,7 +42,7 @@ import dataclasses
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +50,14 @@ import torch
 from torch import nn
 
 from archsearch.errors import ConfigError
+from archsearch.model.costs import model_cost
+from archsearch.profiling.env import torch_threads
 
 if TYPE_CHECKING:
     from archsearch.model.transformer import LanguageModel
 
+#: what :func:`measure_latency` can time
+PARTS = ("forward", "train", "decode")
 #: the longest prefix filled by stepping token by token before a synthetic state is tried
 STEP_FILL_MAX = 256
 #: real steps that fix and check the synthetic state's extrapolation (states after 2 .. 8 tokens)
@@ -141,10 +147,11 @@ def time_fn(
 @dataclass
 class LatencyResult:
     """Latencies of one model at ``batch × seq_len`` (see the module docstring for what each
-    timing covers). ``threads`` is ``torch.get_num_threads()`` during the measurement."""
+    timing covers; a part that was not asked for is None). ``threads`` is
+    ``torch.get_num_threads()`` during the measurement."""
 
-    forward: Timing
-    train_step: Timing
+    forward: Timing | None
+    train_step: Timing | None
     decode_per_token: Timing | None
     batch: int
     seq_len: int
@@ -172,54 +179,57 @@ def measure_latency(
     decode: bool = True,
     threads: int | None = None,
     seed: int = 0,
+    parts: Collection[str] = PARTS,
 ) -> LatencyResult:
     """Time the forward pass, a training step and (if ``decode`` and the model can) per-token
     decoding of ``model`` (a :class:`~archsearch.model.transformer.LanguageModel`).
 
-    ``compile``: ``torch.compile`` the forward and the loss (the warm-up absorbs compilation).
-    ``threads``: torch's CPU threads for the measurement (restored afterwards); None keeps the
-    current setting. See the module docstring for what is timed and how the decode state is
-    filled.
+    ``parts``: which of ``forward``, ``train`` and ``decode`` to time (default: all three); the
+    others are None in the result. ``compile``: ``torch.compile`` the forward and the loss (the
+    warm-up absorbs compilation). ``threads``: torch's CPU threads for the measurement (restored
+    afterwards); None keeps the current setting. See the module docstring for what is timed and
+    how the decode state is filled.
     """
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown latency parts {unknown}; allowed: {', '.join(PARTS)}")
     dev = torch.device(device)
-    saved_threads = torch.get_num_threads()
     was_training = model.training
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        model.to(device=dev, dtype=dtype)
-        gen = torch.Generator().manual_seed(seed)
-        idx = torch.randint(0, model.cfg.vocab_size, (batch, seq_len), generator=gen).to(dev)
-        forward = torch.compile(model) if compile else model
-        loss_fn = torch.compile(model.loss) if compile else model.loss
-
-        model.eval()
-        with torch.no_grad():
-            fwd = time_fn(lambda: forward(idx), device=dev, warmup=warmup, repeats=repeats)
-
-        model.train()
-        train = _time_train(model, loss_fn, idx, dev, warmup, repeats)
-
-        dec = context = fill = None
-        if decode and model.can_decode():
-            model.eval()
-            dec, context, fill = _time_decode(model, seq_len, batch, dtype, dev, warmup, repeats)
-        return LatencyResult(
-            forward=fwd,
-            train_step=train,
-            decode_per_token=dec,
-            batch=batch,
-            seq_len=seq_len,
-            dtype=str(dtype).removeprefix("torch."),
-            device=str(dev),
-            threads=torch.get_num_threads(),
-            compiled=compile,
-            decode_context=context,
-            decode_fill=fill,
-        )
-    finally:
-        torch.set_num_threads(saved_threads)
-        model.train(was_training)
+    with torch_threads(threads):
+        try:
+            model.to(device=dev, dtype=dtype)
+            gen = torch.Generator().manual_seed(seed)
+            idx = torch.randint(0, model.cfg.vocab_size, (batch, seq_len), generator=gen).to(dev)
+            fwd = train = dec = context = fill = None
+            if "forward" in parts:
+                forward = torch.compile(model) if compile else model
+                model.eval()
+                with torch.no_grad():
+                    fwd = time_fn(lambda: forward(idx), device=dev, warmup=warmup, repeats=repeats)
+            if "train" in parts:
+                loss_fn = torch.compile(model.loss) if compile else model.loss
+                model.train()
+                train = _time_train(model, loss_fn, idx, dev, warmup, repeats)
+            if "decode" in parts and decode and model.can_decode():
+                model.eval()
+                dec, context, fill = _time_decode(
+                    model, seq_len, batch, dtype, dev, warmup, repeats
+                )
+            return LatencyResult(
+                forward=fwd,
+                train_step=train,
+                decode_per_token=dec,
+                batch=batch,
+                seq_len=seq_len,
+                dtype=str(dtype).removeprefix("torch."),
+                device=str(dev),
+                threads=torch.get_num_threads(),
+                compiled=compile,
+                decode_context=context,
+                decode_fill=fill,
+            )
+        finally:
+            model.train(was_training)
 
 
 def _time_train(
@@ -384,8 +394,6 @@ def _synthetic_state(
     model: Any, n: int, batch: int, dtype: torch.dtype, device: torch.device, check_len: int
 ) -> Any | None:
     """The state after ``n`` tokens built from its extrapolated shapes; None if unverifiable."""
-    from archsearch.model.costs import model_cost
-
     sigs: dict[int, list[Any]] = {}
     last: list[Any] = []
 

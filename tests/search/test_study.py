@@ -20,15 +20,11 @@ from archsearch.cli import app
 from archsearch.errors import ConfigError
 from archsearch.model.config import load_model_config
 from archsearch.profiling.profiles import Profile
+from archsearch.search.loop import Search
 from archsearch.search.results import FINISHED
 from archsearch.search.space import parse_space, sample
-from archsearch.search.study import (
-    Search,
-    open_storage,
-    open_study,
-    settings_from,
-    storage_url,
-)
+from archsearch.search.storage import open_storage, storage_url
+from archsearch.search.study import open_study, settings_from
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
@@ -124,12 +120,12 @@ def test_divergence_and_errors_are_recorded_and_the_study_goes_on(tmp_path, monk
     assert t.state.name == "FAIL" and "training loss became" in t.user_attrs["reason"]
 
     # an out-of-memory error while profiling: recorded as failed with its reason
-    import archsearch.search.study as study_mod
+    import archsearch.search.pipeline as pipeline_mod
 
     def oom(*a, **k):  # type: ignore[no-untyped-def]
         raise RuntimeError("CUDA out of memory. Tried to allocate 80.00 GiB")
 
-    monkeypatch.setattr(study_mod, "profile_metrics", oom)
+    monkeypatch.setattr(pipeline_mod, "measure_metrics", oom)
     (tmp_path / "b").mkdir()
     search2, study2, _ = _search(tmp_path / "b")
     search2.run(2)

@@ -19,7 +19,8 @@ import pytest
 from archsearch.profiling.profiles import Profile
 from archsearch.search.results import FINISHED
 from archsearch.search.space import parse_space
-from archsearch.search.study import TARGET, open_storage, open_study, settings_from
+from archsearch.search.storage import open_storage
+from archsearch.search.study import TARGET, open_study, settings_from
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -1,0 +1,152 @@
+"""The live view of a running search: the running trial's progress, the last trials and the
+current Pareto front, drawn with rich on stderr (nothing when quiet). Not a command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from archsearch.metrics import get_metric, is_metric
+from archsearch.search.observer import StudyView
+from archsearch.search.results import FINISHED, feasible_front, trial_record
+
+
+class LiveView(StudyView):
+    """The live rich display: the running trial's progress, the last trials, the current front."""
+
+    def __init__(self, name: str, n_trials: int, settings: Any, *, quiet: bool) -> None:
+        self.name, self.n_trials, self.quiet = name, n_trials, quiet
+        self.objectives = settings.objectives
+        self.directions = settings.directions
+        self.records: list[Any] = []
+        self.notes: list[str] = []
+        self._live: Any = None
+        self._bar: Any = None
+        self._task_id: Any = None
+        self.current = ""
+
+    def __enter__(self) -> LiveView:
+        if self.quiet:
+            return self
+        from rich import progress as rp
+        from rich.console import Console
+        from rich.live import Live
+
+        con = Console(stderr=True)
+        self._bar = rp.Progress(
+            rp.TextColumn("{task.description}"),
+            rp.BarColumn(),
+            rp.TaskProgressColumn(),
+            rp.TextColumn("loss {task.fields[loss]}"),
+            rp.TimeElapsedColumn(),
+            console=con,
+        )
+        self._task_id = self._bar.add_task("waiting", total=1.0, loss="-")
+        self._live = Live(self._render(), console=con, refresh_per_second=4, transient=False)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.update(self._render(final=True))
+            self._live.__exit__(*exc)
+            if not self._live.console.is_terminal:
+                self._live.console.line()
+
+    def load(self, study: Any) -> None:
+        self.records = [
+            trial_record(t, self.objectives)
+            for t in study.get_trials(deepcopy=False)
+            if t.state.name not in ("RUNNING", "WAITING")
+        ]
+        self._refresh()
+
+    def note(self, text: str) -> None:
+        self.notes = [*self.notes[-3:], text]
+        self._refresh()
+
+    # Observer
+    def trial_started(self, number: int, label: str, params: dict[str, Any]) -> None:
+        self.current = f"trial {number} ({label})"
+        if self._bar is not None:
+            self._bar.reset(self._task_id, total=1.0, description=self.current, loss="-")
+        self._refresh()
+
+    def trial_step(self, fraction: float, loss: float) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task_id, completed=fraction, loss=f"{loss:.4f}")
+
+    def trial_note(self, text: str) -> None:
+        self.note(f"{self.current}: {text}")
+
+    def trial_finished(self, record: Any) -> None:
+        self.records.append(record)
+        self.current = ""
+        if self._bar is not None:
+            self._bar.reset(self._task_id, total=1.0, description="next trial", loss="-")
+        self._refresh()
+
+    # rendering
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def _front(self) -> list[Any]:
+        front = feasible_front(self.records, self.objectives, self.directions)
+        return sorted(front, key=lambda r: r.number)
+
+    def _render(self, final: bool = False) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        done = sum(r.outcome in FINISHED for r in self.records)
+        front = self._front()
+        on_front = {r.number for r in front}
+        t = Table(
+            title=f"study {self.name}: {done}/{self.n_trials} trials finished, "
+            f"{len(front)} on the front",
+            title_justify="left",
+        )
+        for col in ("#", "family", "outcome", *self.objectives, "params", "s", "reason"):
+            left = col in ("family", "outcome", "reason")
+            width = {"#": 3, "family": 7, "outcome": 8}.get(col, len(col))
+            width = {"min_width": width} if col != "reason" else {"max_width": 30}
+            t.add_column(col, justify="left" if left else "right", no_wrap=True, **width)
+        for r in self.records[-12:]:
+            style = "bold green" if r.number in on_front else None
+            vals = [_fmt(m, r.values.get(m)) for m in self.objectives]
+            t.add_row(
+                str(r.number),
+                r.label,
+                r.outcome,
+                *vals,
+                _fmt("params", r.metrics.get("params")),
+                "-" if r.seconds is None else f"{r.seconds:.1f}",
+                "" if r.outcome == "complete" else r.reason,
+                style=style,
+            )
+        parts: list[Any] = [t]
+        if front:
+            f = Table(title="current Pareto front (feasible, full budget)", title_justify="left")
+            for col in ("#", "family", *self.objectives):
+                f.add_column(col, justify="left" if col == "family" else "right")
+            for r in front:
+                f.add_row(str(r.number), r.label, *[_fmt(m, r.values[m]) for m in self.objectives])
+            parts.append(f)
+        for n in self.notes:
+            parts.append(Text(n, style="dim"))
+        if not final and self._bar is not None:
+            parts.append(self._bar)
+        return Group(*parts)
+
+
+def _fmt(metric: str, v: Any) -> str:
+    """A table cell as the metric's registry entry formats it."""
+    return get_metric(metric).format(v) if is_metric(metric) else str(v)
+
+
+def echo_report_line(rep: dict[str, Any]) -> None:
+    """Where a search's report went, in one line on stdout."""
+    typer.echo(f"report: {rep['files']['report']} ({len(rep['front'])} on the front)")

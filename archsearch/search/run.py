@@ -1,0 +1,280 @@
+"""Running a search: validate everything, open (or resume) the study, run it here or in worker
+processes, write the report; and joining a study as one worker.
+
+What ``archsearch search``, ``archsearch quickstart`` and ``archsearch worker`` do, without the
+command line: the CLI parses options and hands in a :class:`~archsearch.search.observer.StudyView`
+factory (its live table). See docs/search.md, "Storage and workers".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from archsearch.errors import ConfigError
+from archsearch.profiling.profiles import Profile
+from archsearch.quality.tasks import Task, make_task
+from archsearch.search.loop import Search, SearchSummary
+from archsearch.search.observer import StudyView
+from archsearch.search.report import write_report
+from archsearch.search.results import count_finished, outcome_counts
+from archsearch.search.space import check_buildable, load_space
+from archsearch.search.storage import is_parallel_safe, load_study, open_storage, storage_url
+from archsearch.search.study import (
+    SAMPLERS,
+    TARGET,
+    Settings,
+    make_sampler,
+    open_study,
+    settings_from,
+    settings_of,
+)
+
+#: makes the display of a study: (study name, trials asked for, its settings) -> view
+ViewFactory = Callable[[str, int, Settings], StudyView]
+
+
+def _no_view(name: str, n_trials: int, settings: Settings) -> StudyView:
+    return StudyView()
+
+
+def run_search(
+    space_spec: str,
+    *,
+    trials: int,
+    task: str | None = None,
+    task_options: dict[str, Any] | None = None,
+    profile: Profile | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    sampler: str = "tpe",
+    seed: int = 0,
+    eta: int | None = None,
+    rungs: int | None = None,
+    budget_tokens: int | None = None,
+    timeout: float | None = None,
+    workers: int = 1,
+    devices: str | None = None,
+    threads: int | None = None,
+    out: Path | None = None,
+    report: bool = True,
+    command: str = "",
+    view: ViewFactory = _no_view,
+) -> dict[str, Any]:
+    """Validate everything, then open (or resume) the study and run it: in this process, or in
+    ``workers`` worker processes; then write the report (``OUT/report``). A summary dict.
+
+    ``profile``: the hardware preset, already checked against this machine (default: the CPU
+    preset); ``view`` makes the live display once the study's settings are known."""
+    if sampler not in SAMPLERS:
+        raise ConfigError("--sampler", sampler, "one of " + ", ".join(SAMPLERS))
+    sp = load_space(space_spec)
+    check_buildable(sp)
+    settings = settings_from(
+        sp,
+        task=task,
+        task_options=task_options or {},
+        profile=profile or Profile(),
+        eta=eta,
+        rungs=rungs,
+        budget_tokens=budget_tokens,
+    )
+    name = study or sp.name
+    out = out or Path("runs/search") / name
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)
+    url = storage_url(storage or out / ("study.journal" if workers > 1 else "study.db"))
+    if workers > 1 and not is_parallel_safe(url):
+        raise ConfigError(
+            "--storage",
+            url,
+            "a journal file (journal:PATH) or a database server for --workers > 1: SQLite "
+            "is not safe for parallel writers",
+        )
+    device_list = parse_devices(devices)
+    the_task = make_task(settings.task, settings.task_options, seq_len=sp.seq_len)
+    st = open_study(settings, open_storage(url), name, sampler=sampler, seed=seed, n_trials=trials)
+    st.set_user_attr(TARGET, trials)
+    live = view(name, trials, settings)
+    if workers > 1:
+        launch = WorkerLaunch(url, name, trials, workers, device_list, threads, sampler, seed)
+        result = run_workers(st, launch, out, live)
+    else:
+        here = run_here(
+            st, settings, live, the_task, trials=trials, timeout=timeout, threads=threads
+        )
+        result = {"study": name, "storage": url, **here}
+    if report:
+        out.mkdir(parents=True, exist_ok=True)
+        result["report"] = write_report(st, out / "report", command=command)
+    return result
+
+
+def run_here(
+    st: optuna.Study,
+    settings: Settings,
+    live: StudyView,
+    task: Task,
+    *,
+    trials: int,
+    timeout: float | None,
+    threads: int | None,
+) -> dict[str, Any]:
+    """Run the study in this process (after recovering the trials of dead local processes)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    search = Search(st, settings, observer=live, task=task)
+    recovered = search.recover()
+    with live:
+        live.load(st)
+        if recovered:
+            live.note(f"trials {recovered} were left running by a dead process: queued again")
+        summary = search.run(trials, timeout=timeout)
+    return {
+        **_summary_fields(summary),
+        "timed_out": summary.stopped_by_timeout,
+        "outcomes": summary.outcomes,
+    }
+
+
+def _summary_fields(summary: SearchSummary) -> dict[str, Any]:
+    return {
+        "finished": summary.finished,
+        "ran": summary.ran,
+        "interrupted": summary.interrupted,
+    }
+
+
+def parse_devices(text: str | None) -> list[str]:
+    """``--devices 0,1,2,3`` -> ``["0", "1", "2", "3"]`` (empty: none given)."""
+    if not text:
+        return []
+    out = [d.strip() for d in text.split(",") if d.strip()]
+    if not out or not all(d.isdigit() for d in out):
+        raise ConfigError("--devices", text, "comma-separated GPU indices, e.g. 0,1,2,3")
+    return out
+
+
+class WorkerLaunch:
+    """The ``archsearch worker`` processes of one search on this machine."""
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        trials: int,
+        workers: int,
+        devices: list[str],
+        threads: int | None,
+        sampler: str,
+        seed: int,
+    ) -> None:
+        self.url, self.name, self.trials, self.workers = url, name, trials, workers
+        self.devices, self.sampler, self.seed = devices, sampler, seed
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+
+    def command(self, i: int, offset: int) -> list[str]:
+        """Worker ``i``'s command line; its seed is offset by the trials already there."""
+        cmd = [sys.executable, "-m", "archsearch", "worker", "--storage", self.url]
+        cmd += ["--study", self.name, "--trials", str(self.trials)]
+        cmd += ["--threads", str(self.threads), "--json", "--sampler", self.sampler]
+        return [*cmd, "--seed", str(self.seed + 1000 * i + offset)]
+
+    def env(self, i: int) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.devices:
+            env["CUDA_VISIBLE_DEVICES"] = self.devices[i % len(self.devices)]
+        return env
+
+
+def run_workers(
+    st: optuna.Study, launch: WorkerLaunch, out: Path, live: StudyView
+) -> dict[str, Any]:
+    """Start the workers on the study, each pinned to a device (round robin) with its share of
+    the CPU threads, its output in ``OUT/worker-I.log``; show the study live until they end. A
+    Ctrl-C is passed on to them: each marks its running trial interrupted."""
+    out.mkdir(parents=True, exist_ok=True)
+    procs = []
+    offset = len(st.trials)
+    for i in range(launch.workers):
+        log = (out / f"worker-{i}.log").open("w")
+        procs.append(
+            subprocess.Popen(
+                launch.command(i, offset), stdout=log, stderr=subprocess.STDOUT, env=launch.env(i)
+            )
+        )
+    interrupted = False
+    with live:
+        try:
+            while any(p.poll() is None for p in procs):
+                live.load(st)
+                with contextlib.suppress(subprocess.TimeoutExpired):  # wakes up on an exit
+                    next(p for p in procs if p.poll() is None).wait(timeout=1.0)
+        except KeyboardInterrupt:
+            interrupted = True
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            for p in procs:
+                p.wait()
+        live.load(st)
+    codes = [p.returncode for p in procs]
+    trials = st.get_trials(deepcopy=False)
+    return {
+        "study": launch.name,
+        "storage": launch.url,
+        "finished": count_finished(trials),
+        "ran": None,
+        "workers": launch.workers,
+        "threads_per_worker": launch.threads,
+        "worker_exit_codes": codes,
+        "interrupted": interrupted or any(c == 130 for c in codes),
+        "timed_out": False,
+        "outcomes": outcome_counts(trials),
+    }
+
+
+def run_worker(
+    storage: str,
+    study: str,
+    *,
+    trials: int | None = None,
+    threads: int | None = None,
+    heartbeat: int = 30,
+    sampler: str = "tpe",
+    seed: int | None = None,
+    view: ViewFactory = _no_view,
+) -> dict[str, Any]:
+    """Join an existing study and run its trials until it holds ``trials`` finished ones
+    (default: the number its search asked for). A summary dict."""
+    st, url = load_study(storage, study, heartbeat=heartbeat)
+    target = trials or st.user_attrs.get(TARGET)
+    if target is None:
+        raise ConfigError("--trials", None, "a number of trials (the study does not record one)")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    settings = settings_of(st)
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")  # workers must not all draw the same
+    st.sampler = make_sampler(sampler, seed, int(target))
+    live = view(study, int(target), settings)
+    search = Search(st, settings, observer=live)
+    with live:
+        live.load(st)
+        summary = search.run(int(target))
+    return {
+        "study": study,
+        "storage": url,
+        "worker": search.worker,
+        **_summary_fields(summary),
+        "outcomes": summary.outcomes,
+    }
