@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from archsearch.dataconf import from_dict, to_dict
 from archsearch.errors import ConfigError
-from archsearch.metrics import get_metric
+from archsearch.metrics import all_metrics, get_metric
 
 if TYPE_CHECKING:
     import torch
@@ -123,31 +123,33 @@ _REGISTRY: dict[str, type[Task]] = {}
 TASKS: Mapping[str, type[Task]] = MappingProxyType(_REGISTRY)
 """name -> task class, in registration order (a read-only view of the registry)"""
 
-T = TypeVar("T", bound=type[Task])
+TaskClass = TypeVar("TaskClass", bound=type[Task])
 
 
-def register_task(name: str) -> Callable[[T], T]:
+def register_task(name: str) -> Callable[[TaskClass], TaskClass]:
     """Class decorator: register a :class:`Task` subclass as task ``name``.
 
-    Refuses a name registered twice, a headline metric missing from ``metrics``, a ``metrics``
-    entry that is not a registered metric (one-line :class:`ConfigError` listing them), and a
-    ``Config`` that is not a dataclass."""
+    Refuses a name registered twice, a ``metrics`` entry that is not a registered quality metric
+    (a one-line :class:`ConfigError` listing them), ``metrics`` without ``loss`` or the headline
+    :attr:`~Task.metric`, and a ``Config`` that is not a dataclass."""
 
-    def add(cls: T) -> T:
+    def add(cls: TaskClass) -> TaskClass:
+        where = cls.__name__
         if name in _REGISTRY:
             raise ValueError(
-                f"task {name!r} is registered twice ({_REGISTRY[name].__qualname__} and "
-                f"{cls.__qualname__})"
+                f"task {name!r} is registered twice ({_REGISTRY[name].__name__} and {where})"
             )
+        quality = all_metrics("quality")
         for m in cls.metrics:
-            get_metric(m, field=f"{cls.__qualname__}.metrics")
+            if get_metric(m, field=f"{where}.metrics").kind != "quality":
+                raise ConfigError(f"{where}.metrics", m, "one of " + ", ".join(quality))
         if "loss" not in cls.metrics or cls.metric not in cls.metrics:
             raise ValueError(
-                f"{cls.__qualname__}.metrics {cls.metrics!r} must include 'loss' and the "
-                f"headline metric {cls.metric!r}"
+                f"{where}.metrics {cls.metrics!r} must include 'loss' and the headline metric "
+                f"{cls.metric!r}"
             )
         if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
-            raise ValueError(f"{cls.__qualname__}.Config must be a dataclass of the task options")
+            raise ValueError(f"{where}.Config must be a dataclass of the task's options")
         cls.name = name
         cls.higher_is_better = get_metric(cls.metric).direction == "maximize"
         _REGISTRY[name] = cls
