@@ -8,16 +8,40 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, user_errors
 from archsearch.cli._options import parse_optional_count, parse_task_options
 from archsearch.errors import ConfigError
 
 
+def one_of(names: list[str] | tuple[str, ...]) -> str:
+    """('lm', 'mqar', 'scifar') -> 'lm, mqar or scifar'."""
+    return " or ".join(filter(None, (", ".join(names[:-1]), *names[-1:])))
+
+
+TASKS_PLACEHOLDER = "{tasks}"
+
+
+class TaskHelpCommand(TyperCommand):
+    """A command whose option help may name the registered tasks: ``{tasks}`` in a help text
+    becomes 'lm, mqar or scifar'. They are looked up only when the command's own help is shown
+    (that imports torch), so ``archsearch --help`` stays fast."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from archsearch.quality.tasks import task_names
+
+        for param in self.params:
+            text = getattr(param, "help", None)
+            if text and TASKS_PLACEHOLDER in text:
+                param.help = text.replace(TASKS_PLACEHOLDER, one_of(task_names()))
+        super().format_help(ctx, formatter)
+
+
 @user_errors
 def train_cmd(
     model: Path = typer.Argument(..., help="Model config YAML."),
-    task: str = typer.Option("lm", "--task", "-t", help="lm, mqar or scifar."),
+    task: str = typer.Option("lm", "--task", "-t", help=TASKS_PLACEHOLDER + "."),
     data: str | None = typer.Option(
         None,
         "--data",
@@ -61,18 +85,14 @@ def train_cmd(
     """Train MODEL on a task within a budget; write result.json, curve.csv and curve.png."""
     from archsearch.model.config import load_model_config_located
     from archsearch.quality.report import write_result
-    from archsearch.quality.tasks import make_task
+    from archsearch.quality.tasks import TASKS, make_task
     from archsearch.quality.train import TrainConfig, check_budget_fits
     from archsearch.quality.train import train as run_training
 
     cfg_model, _ = load_model_config_located(model)
     prof = checked_profile(profile)
-    options = parse_task_options(task_opts)
-    if data is not None:
-        options["data"] = data
-    if eval_stride is not None:
-        options["eval_stride"] = eval_stride
-    if seq_len is None and task != "scifar":
+    options = _task_options(task_opts, data=data, eval_stride=eval_stride)
+    if seq_len is None and not getattr(TASKS.get(task), "sets_seq_len", False):
         seq_len = cfg_model.max_seq_len
     tcfg = TrainConfig(
         budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
@@ -94,7 +114,21 @@ def train_cmd(
     check_budget_fits(tcfg, the_task)
     res = _run(run_training, cfg_model, the_task, tcfg, prof, name, quiet=as_json)
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    files = write_result(out, res, command=command)
+    _report(res, write_result(out, res, command=command), as_json=as_json)
+
+
+def _task_options(items: list[str], *, data: str | None, eval_stride: int | None) -> dict[str, Any]:
+    """The ``--task-opt`` values, with ``--data`` and ``--eval-stride`` when given."""
+    options = parse_task_options(items)
+    if data is not None:
+        options["data"] = data
+    if eval_stride is not None:
+        options["eval_stride"] = eval_stride
+    return options
+
+
+def _report(res: Any, files: dict[str, str], *, as_json: bool) -> None:
+    """Print the result (JSON or a summary table); exit 130 if interrupted, 1 if diverged."""
     if as_json:
         echo_json({**res.to_dict(), "files": files})
     else:
@@ -142,19 +176,13 @@ def _print_summary(res: Any, files: dict[str, str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{res.model.get('name') or 'model'} on {res.task}: {res.status}")
+    from archsearch.quality.report import run_title, summary_rows
+
+    record = res.to_dict()
+    t = Table(title=run_title(record))
     t.add_column("quantity")
     t.add_column("value", justify="right")
-    t.add_row(f"final {res.metric}", f"{res.final.get(res.metric, float('nan')):.4f}")
-    if res.best:
-        t.add_row(f"best {res.metric}", f"{res.best['value']:.4f} (step {res.best['step']})")
-    for k, v in res.baseline.items():
-        t.add_row(k.replace("_", " "), f"{v:.4f}")
-    t.add_row("held-out loss (nats)", f"{res.final.get('loss', float('nan')):.4f}")
-    t.add_row("steps", f"{res.steps:,}")
-    t.add_row("tokens seen", f"{res.tokens_seen:,}")
-    t.add_row("training time", f"{res.train_seconds:.1f} s (wall {res.wall_seconds:.1f} s)")
-    t.add_row("tokens/s", f"{res.tokens_per_s:,.0f}")
-    t.add_row("parameters", f"{res.params:,}")
+    for quantity, value in summary_rows(record):
+        t.add_row(quantity, value)
     Console().print(t)
     typer.echo(f"{res.reason}\nwrote " + ", ".join(files.values()))

@@ -20,17 +20,19 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from archsearch.errors import ConfigError, require
+from archsearch.model.config import ModelConfig, model_config_to_dict
+from archsearch.model.transformer import build_model
+from archsearch.profiling.env import environment, torch_threads
+from archsearch.profiling.profiles import Profile
 
 if TYPE_CHECKING:
-    from archsearch.model.config import ModelConfig
-    from archsearch.profiling.profiles import Profile
     from archsearch.quality.tasks import Task
 
 Status = Literal["completed", "diverged", "interrupted", "stopped"]
@@ -178,19 +180,6 @@ def _autocast(device: str, dtype: str) -> contextlib.AbstractContextManager[Any]
     return torch.autocast(device_type=device, dtype=getattr(torch, dtype))
 
 
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 StepHook = Callable[[int, float, float, float], None]
 """(step, progress fraction, training loss, tokens/s)"""
 
@@ -206,129 +195,162 @@ def train(
 ) -> TrainResult:
     """Train a fresh model of ``model_cfg`` on ``task`` within ``cfg``'s budget; never raises for
     divergence, interruption or :class:`StopTraining` (they are the result's ``status``)."""
-    from archsearch.model.config import model_config_to_dict
-    from archsearch.model.transformer import build_model
-    from archsearch.profiling.env import environment
-    from archsearch.profiling.profiles import Profile
-
     profile = profile or Profile()
     task.check_model(model_cfg)
-    device, dtype = profile.device, profile.dtype
     wall0 = time.perf_counter()
-    with _threads(profile.threads):
+    with torch_threads(profile.threads):
+        run = _Run(model_cfg, task, cfg, profile, on_eval)
+        run.loop(on_step)
+    return run.finish(time.perf_counter() - wall0)
+
+
+class _Run:
+    """One training run in progress: the model, optimiser and data stream, the step and
+    training time so far, and the result record that collects the curve."""
+
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        task: Task,
+        cfg: TrainConfig,
+        profile: Profile,
+        on_eval: Callable[[CurvePoint], None] | None,
+    ) -> None:
+        self.task, self.cfg, self.on_eval = task, cfg, on_eval
+        device = profile.device
+        self.device, self.dtype = device, profile.dtype
         torch.manual_seed(cfg.seed)
-        model = build_model(model_cfg).to(device)
-        fwd_model: Any = torch.compile(model) if cfg.compile else model
-        opt = torch.optim.AdamW(
-            _param_groups(model, cfg.weight_decay),
+        self.model = build_model(model_cfg).to(device)
+        self.fwd_model: Any = torch.compile(self.model) if cfg.compile else self.model
+        self.opt = torch.optim.AdamW(
+            _param_groups(self.model, cfg.weight_decay),
             lr=cfg.lr,
             betas=(cfg.beta1, cfg.beta2),
             fused=device == "cuda",
         )
-        scaler = torch.amp.GradScaler(device, enabled=dtype == "float16")
-        gen = torch.Generator().manual_seed(cfg.seed)
-        tokens_per_step = cfg.batch_size * task.seq_len
-        total = cfg.total_steps(tokens_per_step)
-
-        res = TrainResult(
+        self.scaler = torch.amp.GradScaler(device, enabled=self.dtype == "float16")
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.tokens_per_step = cfg.batch_size * task.seq_len
+        self.total = cfg.total_steps(self.tokens_per_step)
+        self.res = TrainResult(
             status="completed",
             reason="",
             task=task.name,
             metric=task.metric,
             higher_is_better=task.higher_is_better,
-            params=sum(p.numel() for p in model.parameters()),
+            params=sum(p.numel() for p in self.model.parameters()),
             config={**asdict(cfg), "profile": profile.to_dict()},
             task_info=task.describe(),
             baseline=task.baseline(),
             model=model_config_to_dict(model_cfg),
             env=environment(device),
         )
+        self.train_s, self.step, self.lr = 0.0, 0, 0.0
+        self.since: list[float] = []
+        """training losses since the previous evaluation"""
 
-        def evaluate(step: int, lr: float, since: list[float]) -> None:
-            with _autocast(device, dtype):
-                metrics = task.evaluate(fwd_model, device)
-            point = CurvePoint(
-                step=step,
-                tokens=step * tokens_per_step,
-                train_seconds=round(train_s, 4),
-                lr=lr,
-                train_loss=sum(since) / len(since) if since else None,
-                metrics=metrics,
-            )
-            res.curve.append(point)
-            since.clear()
-            if on_eval is not None:
-                on_eval(point)
+    def progress(self) -> float:
+        return _progress(self.cfg, self.step, self.total, self.train_s)
 
-        train_s, step, lr = 0.0, 0, 0.0
-        since: list[float] = []
-        points = cfg.eval_points()
-        next_eval = 0
+    def evaluate(self, lr: float) -> None:
+        """Held-out metrics at the current step, appended to the curve and shown to on_eval."""
+        with _autocast(self.device, self.dtype):
+            metrics = self.task.evaluate(self.fwd_model, self.device)
+        since = self.since
+        point = CurvePoint(
+            step=self.step,
+            tokens=self.step * self.tokens_per_step,
+            train_seconds=round(self.train_s, 4),
+            lr=lr,
+            train_loss=sum(since) / len(since) if since else None,
+            metrics=metrics,
+        )
+        self.res.curve.append(point)
+        since.clear()
+        if self.on_eval is not None:
+            self.on_eval(point)
+
+    def loop(self, on_step: StepHook | None) -> None:
+        """Evaluate at step 0, train until the budget is spent, evaluating at the budget's
+        evaluation points; divergence, Ctrl-C and :class:`StopTraining` end it early."""
+        res, points, next_eval = self.res, self.cfg.eval_points(), 0
         try:
-            evaluate(0, cfg.lr_at(0.0), since)
-            model.train()
-            while True:
-                progress = _progress(cfg, step, total, train_s)
-                if progress >= 1.0:
+            self.evaluate(self.cfg.lr_at(0.0))
+            self.model.train()
+            while (progress := self.progress()) < 1.0:
+                value = self.train_step(self.cfg.lr_at(progress))
+                if value is None:
                     break
-                t0 = time.perf_counter()
-                lr = cfg.lr_at(progress)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                x, y = task.sample(cfg.batch_size, gen)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with _autocast(device, dtype):
-                    loss = task.loss(fwd_model, x, y)
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    res.status = "diverged"
-                    res.reason = (
-                        f"training loss became {value} at step {step + 1} (lr {lr:.3g}); "
-                        "lower --lr, raise warm-up or check the model"
-                    )
-                    break
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip is not None:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                train_s += time.perf_counter() - t0
-                step += 1
-                since.append(value)
-                res.train_losses.append((step, value))
-                progress = _progress(cfg, step, total, train_s)
+                progress = self.progress()
                 if on_step is not None:
-                    on_step(step, min(progress, 1.0), value, step * tokens_per_step / train_s)
+                    tps = self.step * self.tokens_per_step / self.train_s
+                    on_step(self.step, min(progress, 1.0), value, tps)
                 if next_eval < len(points) and progress >= points[next_eval]:
                     while next_eval < len(points) and progress >= points[next_eval]:
                         next_eval += 1
-                    evaluate(step, lr, since)
+                    self.evaluate(self.lr)
         except KeyboardInterrupt:
             res.status = "interrupted"
-            res.reason = f"interrupted at step {step} ({step * tokens_per_step} tokens)"
+            res.reason = (
+                f"interrupted at step {self.step} ({self.step * self.tokens_per_step} tokens)"
+            )
         except StopTraining as e:
             res.status = "stopped"
-            res.reason = str(e) or f"stopped at step {step}"
-        if res.status == "completed" and (not res.curve or res.curve[-1].step != step):
-            evaluate(step, lr, since)  # the budget ran out between evaluation points
+            res.reason = str(e) or f"stopped at step {self.step}"
+        if res.status == "completed" and (not res.curve or res.curve[-1].step != self.step):
+            self.evaluate(self.lr)  # the budget ran out between evaluation points
 
-    res.steps = step
-    res.tokens_seen = step * tokens_per_step
-    res.train_seconds = train_s
-    res.wall_seconds = time.perf_counter() - wall0
-    res.tokens_per_s = res.tokens_seen / train_s if train_s > 0 else 0.0
-    if res.curve:
-        res.final = dict(res.curve[-1].metrics)
-        pick = max if task.higher_is_better else min
-        best = pick(res.curve, key=lambda p: p.metrics[task.metric])
-        res.best = {"value": best.metrics[task.metric], "step": best.step, "tokens": best.tokens}
-    if res.status == "completed":
-        res.reason = f"budget reached after {step} steps ({res.tokens_seen} tokens)"
-    return res
+    def train_step(self, lr: float) -> float | None:
+        """One optimiser step at learning rate ``lr``; its training loss, or None (and the
+        result marked diverged) when the loss is not finite."""
+        t0 = time.perf_counter()
+        self.lr = lr
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        x, y = self.task.sample(self.cfg.batch_size, self.gen)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        with _autocast(self.device, self.dtype):
+            loss = self.task.loss(self.fwd_model, x, y)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self.res.status = "diverged"
+            self.res.reason = (
+                f"training loss became {value} at step {self.step + 1} (lr {lr:.3g}); "
+                "lower --lr, raise warm-up or check the model"
+            )
+            return None
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip is not None:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        self.train_s += time.perf_counter() - t0
+        self.step += 1
+        self.since.append(value)
+        self.res.train_losses.append((self.step, value))
+        return value
+
+    def finish(self, wall_seconds: float) -> TrainResult:
+        """The result with its totals, final and best metrics and the reason it ended."""
+        res, step, task = self.res, self.step, self.task
+        res.steps = step
+        res.tokens_seen = step * self.tokens_per_step
+        res.train_seconds = self.train_s
+        res.wall_seconds = wall_seconds
+        res.tokens_per_s = res.tokens_seen / self.train_s if self.train_s > 0 else 0.0
+        if res.curve:
+            res.final = dict(res.curve[-1].metrics)
+            pick = max if task.higher_is_better else min
+            best = pick(res.curve, key=lambda p: p.metrics[task.metric])
+            value = best.metrics[task.metric]
+            res.best = {"value": value, "step": best.step, "tokens": best.tokens}
+        if res.status == "completed":
+            res.reason = f"budget reached after {step} steps ({res.tokens_seen} tokens)"
+        return res
 
 
 def _progress(cfg: TrainConfig, step: int, total: int | None, train_s: float) -> float:
