@@ -46,10 +46,10 @@ COST_METRICS = ("params", "flops_fwd", "flops_train", "decode_state_bytes")
 
 
 def needed_profile_metrics(space: SearchSpace) -> set[str]:
-    from archsearch.search.space import PROFILE_METRICS
+    from archsearch.metrics import profiled_names
 
     named = {o.metric for o in space.objectives} | {c.metric for c in space.constraints}
-    return {m for m in named if m in PROFILE_METRICS} | set(COST_METRICS)
+    return {m for m in named if m in profiled_names()} | set(COST_METRICS)
 
 
 def profile_metrics(

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archsearch.errors import ConfigError
+from archsearch.metrics import profiled_names
 from archsearch.search.objective import (
     Halving,
     constraint_value,
@@ -59,7 +60,7 @@ from archsearch.search.results import (
     outcome_counts,
     trial_record,
 )
-from archsearch.search.space import PROFILE_METRICS, SearchSpace, sample
+from archsearch.search.space import SearchSpace, sample
 
 if TYPE_CHECKING:
     import optuna
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     from archsearch.quality.train import CurvePoint, TrainConfig
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
+PROFILE_METRICS = profiled_names()
 ATTR = "archsearch"
 """the study user attribute holding the settings"""
 TARGET = "archsearch.target_trials"
