@@ -35,6 +35,9 @@ def _root(
 
 # each module adds its command(s) to ``app``
 from archsearch.cli import build, families, mixers, profile, quickstart, search, train, worker  # noqa: E402, F401, I001
+from archsearch.cli.report import report_cmd  # noqa: E402, I001
+
+app.command("report")(report_cmd)
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ from archsearch.cli._common import (
 from archsearch.cli.train import parse_optional_count, parse_task_options
 from archsearch.errors import ConfigError
 from archsearch.search.results import FINISHED, count_finished, outcome_counts
-from archsearch.search.study import Observer
 
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
 
@@ -300,7 +299,7 @@ def _run_workers(
     }
 
 
-class LiveView(Observer):
+class LiveView:  # an archsearch.search.study.Observer (study imports torch: not at the top)
     """The live rich display: the running trial's progress, the last trials, the current front."""
 
     def __init__(self, name: str, n_trials: int, settings: Any, *, quiet: bool) -> None:

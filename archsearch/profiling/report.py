@@ -90,14 +90,23 @@ def _csv_cell(col: str, v: Any) -> Any:
     return fmt.csv_cell(v)
 
 
-def write_rows(rows: list[dict[str, Any]], path: Path, cols: list[str] | None = None) -> None:
-    """A CSV file of ``rows`` (missing cells empty, floats to 6 significant digits)."""
+def write_rows(
+    rows: list[dict[str, Any]],
+    path: Path,
+    cols: list[str] | None = None,
+    *,
+    cell: Any = None,
+    lineterminator: str = "\n",
+) -> None:
+    """A CSV file of ``rows`` with pandas: missing cells empty; each cell written as
+    ``cell(column, value)`` (default: floats to 6 significant digits, GiB to every digit)."""
     import pandas as pd
 
     cols = cols if cols is not None else csv_columns(rows)
-    cells = [[_csv_cell(c, row.get(c)) for c in cols] for row in rows]
+    cell = cell or _csv_cell
+    cells = [[cell(c, row.get(c)) for c in cols] for row in rows]
     table = pd.DataFrame(cells, columns=cols, dtype=object)
-    table.to_csv(path, index=False, lineterminator="\n")
+    table.to_csv(path, index=False, lineterminator=lineterminator)
 
 
 def write_csv(points: list[Point], path: Path) -> None:
