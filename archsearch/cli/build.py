@@ -7,7 +7,8 @@ from typing import Any
 
 import typer
 
-from archsearch.cli._common import echo_json, parse_length, si, user_errors
+from archsearch import fmt
+from archsearch.cli._common import echo_json, parse_length, user_errors
 
 
 def _non_default(mixer_cfg: Any) -> dict[str, Any]:
@@ -108,10 +109,9 @@ def _plain(v: Any) -> str:
 
 def print_summary(s: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     con = Console()
-    p, f, T = s["params"], s["flops"], s["seq_len"]
+    p, T = s["params"], s["seq_len"]
     con.print(
         f"[bold]{s['name'] or 'model'}[/bold]  at T = {T}: "
         f"{p['total']:,} parameters ({p['non_embedding']:,} non-embedding)"
@@ -123,65 +123,8 @@ def print_summary(s: dict[str, Any]) -> None:
             f"family {fam['kind']} ({hp}): loss on the last {s['scored_positions']} of "
             f"{T} positions"
         )
-    t = Table(title="FLOPs (a multiply-add = 2; training = 3 x forward)")
-    for col in ("", "exact (unmasked pairs)", "dense-masked (as computed)"):
-        t.add_column(col, justify="right")
-    t.add_row("forward / sequence", si(f["forward_exact"], "FLOP"), si(f["forward_dense"], "FLOP"))
-    t.add_row(
-        "forward / token",
-        si(f["forward_exact_per_token"], "FLOP"),
-        si(f["forward_dense_per_token"], "FLOP"),
-    )
-    t.add_row(
-        "training / sequence", si(f["training_exact"], "FLOP"), si(f["training_dense"], "FLOP")
-    )
-    t.add_row(
-        "training / token",
-        si(f["training_exact_per_token"], "FLOP"),
-        si(f["training_dense"] / T, "FLOP"),
-    )
-    con.print(t)
-    lt = Table(title="per layer (forward FLOPs, one sequence)")
-    for col in (
-        "layers",
-        "mixer",
-        "rows",
-        "non-default settings",
-        "mixer exact",
-        "mixer dense",
-        "MLP",
-        "decode state",
-    ):
-        left = col in ("mixer", "non-default settings")
-        lt.add_column(col, justify="left" if left else "right", overflow="fold")
-    groups: list[list[dict[str, Any]]] = []
-    for r in s["layers"]:
-        key = {k: v for k, v in r.items() if k != "index"}
-        if groups and {k: v for k, v in groups[-1][0].items() if k != "index"} == key:
-            groups[-1].append(r)
-        else:
-            groups.append([r])
-    for g in groups:
-        r = g[0]
-        exact = r["mixer_projections"] + r["mixer_core_exact"] + r["mixer_elementwise"]
-        dense = r["mixer_projections"] + r["mixer_core_dense"] + r["mixer_elementwise"]
-        hp = ", ".join(f"{k}={v}" for k, v in r["non_default"].items()) or "defaults"
-        if r["derived"]:
-            hp += "; " + ", ".join(f"{k}={_plain(v)}" for k, v in r["derived"].items())
-        idx = str(r["index"]) if len(g) == 1 else f"{r['index']}-{g[-1]['index']} (x{len(g)})"
-        lt.add_row(
-            idx,
-            r["mixer"],
-            str(r["rows"]),
-            hp,
-            si(exact),
-            si(dense),
-            si(r["mlp"]),
-            si(r["decode_state"]),
-        )
-    S = s["scored_positions"]
-    lt.add_row("", "LM head", str(S), "", si(f["lm_head"]), si(f["lm_head"]), "", "")
-    con.print(lt)
+    con.print(_flops_table(s["flops"], T))
+    con.print(_layer_table(s))
     if s["incremental_decode"]:
         con.print(f"decode state: {s['decode_state_numbers']:,} numbers per sequence")
     else:
@@ -196,6 +139,78 @@ def print_summary(s: dict[str, Any]) -> None:
             f"{c['analytic_forward_matmul_dense']:,} "
             f"(difference {100 * c['relative_difference']:+.3f}%)"
         )
+
+
+def _flops_table(f: dict[str, Any], T: int) -> Any:
+    from rich.table import Table
+
+    def flop(v: float) -> str:
+        return fmt.si(v, "FLOP")
+
+    t = Table(title="FLOPs (a multiply-add = 2; training = 3 x forward)")
+    for col in ("", "exact (unmasked pairs)", "dense-masked (as computed)"):
+        t.add_column(col, justify="right")
+    t.add_row("forward / sequence", flop(f["forward_exact"]), flop(f["forward_dense"]))
+    t.add_row(
+        "forward / token", flop(f["forward_exact_per_token"]), flop(f["forward_dense_per_token"])
+    )
+    t.add_row("training / sequence", flop(f["training_exact"]), flop(f["training_dense"]))
+    t.add_row(
+        "training / token", flop(f["training_exact_per_token"]), flop(f["training_dense"] / T)
+    )
+    return t
+
+
+def _layer_groups(layers: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive layers that differ only in their index, grouped."""
+    groups: list[list[dict[str, Any]]] = []
+    for r in layers:
+        key = {k: v for k, v in r.items() if k != "index"}
+        if groups and {k: v for k, v in groups[-1][0].items() if k != "index"} == key:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    return groups
+
+
+def _layer_table(s: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    lt = Table(title="per layer (forward FLOPs, one sequence)")
+    for col in (
+        "layers",
+        "mixer",
+        "rows",
+        "non-default settings",
+        "mixer exact",
+        "mixer dense",
+        "MLP",
+        "decode state",
+    ):
+        left = col in ("mixer", "non-default settings")
+        lt.add_column(col, justify="left" if left else "right", overflow="fold")
+    for g in _layer_groups(s["layers"]):
+        r = g[0]
+        exact = r["mixer_projections"] + r["mixer_core_exact"] + r["mixer_elementwise"]
+        dense = r["mixer_projections"] + r["mixer_core_dense"] + r["mixer_elementwise"]
+        hp = ", ".join(f"{k}={v}" for k, v in r["non_default"].items()) or "defaults"
+        if r["derived"]:
+            hp += "; " + ", ".join(f"{k}={_plain(v)}" for k, v in r["derived"].items())
+        idx = str(r["index"]) if len(g) == 1 else f"{r['index']}-{g[-1]['index']} (x{len(g)})"
+        lt.add_row(
+            idx,
+            r["mixer"],
+            str(r["rows"]),
+            hp,
+            fmt.si(exact),
+            fmt.si(dense),
+            fmt.si(r["mlp"]),
+            fmt.si(r["decode_state"]),
+        )
+    head = s["flops"]["lm_head"]
+    S = s["scored_positions"]
+    lt.add_row("", "LM head", str(S), "", fmt.si(head), fmt.si(head), "", "")
+    return lt
 
 
 @user_errors

@@ -9,12 +9,12 @@ from typing import Any
 
 import typer
 
+from archsearch import fmt
 from archsearch.cli._common import (
     PROFILE_HELP,
     checked_profile,
     echo_json,
     parse_length,
-    si,
     user_errors,
 )
 
@@ -32,12 +32,7 @@ def _setup(models: list[Path], profile: str, metrics: str) -> tuple[Any, Any, se
 
 
 def _bytes(n: Any) -> str:
-    if not isinstance(n, (int, float)):
-        return "-"
-    for unit, f in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= f:
-            return f"{n / f:.3g} {unit}"
-    return f"{n:.0f} B"
+    return fmt.binary_bytes(n) if isinstance(n, (int, float)) else "-"
 
 
 def _ms(t: dict[str, Any] | None) -> str:
@@ -72,17 +67,29 @@ def print_point(pt: Any, prof: Any) -> None:
     t.add_row("parameters", f"{r['params']:,}", f"{r['params_non_embedding']:,} non-embedding")
     t.add_row(
         "forward FLOPs, analytic exact",
-        si(r["flops_fwd_exact"], "FLOP"),
+        fmt.si(r["flops_fwd"], "FLOP"),
         "unmasked pairs only; per sequence",
     )
     t.add_row(
         "forward FLOPs, analytic dense",
-        si(r["flops_fwd_dense"], "FLOP"),
+        fmt.si(r["flops_fwd_dense"], "FLOP"),
         "as computed (masked blocks in full)",
     )
     f = pt.details.get("flops")
     if f:
         _flop_rows(t, f, r)
+    _memory_rows(t, pt, prof)
+    _latency_rows(t, pt)
+    con.print(t)
+    if pt.uncounted:
+        con.print(_uncounted_table(pt.uncounted))
+    for w in pt.warnings:
+        con.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _memory_rows(t: Any, pt: Any, prof: Any) -> None:
+    """The memory estimate and, on CUDA, the measured peaks."""
+    r = pt.row
     me = pt.details.get("memory_estimate")
     if me:
         t.add_row("memory: parameters", _bytes(me["params_bytes"]), prof.dtype)
@@ -111,6 +118,10 @@ def print_point(pt: Any, prof: Any) -> None:
         )
     elif r.get("mem_measured_status"):
         t.add_row("memory (measured)", "-", r["mem_measured_status"])
+
+
+def _latency_rows(t: Any, pt: Any) -> None:
+    r = pt.row
     lat = pt.details.get("latency")
     if lat:
         t.add_row("latency: forward", _ms(lat.get("forward")), _rate(r, "fwd"))
@@ -123,25 +134,26 @@ def print_point(pt: Any, prof: Any) -> None:
         t.add_row("threads", str(lat.get("threads")), "")
     elif r.get("latency_status"):
         t.add_row("latency", "-", r["latency_status"])
-    con.print(t)
-    if pt.uncounted:
-        u = Table(title="ops a FLOP counter gave 0 (FCM = FlopCounterMode)")
-        for col in ("op", "counted 0 by", "calls", "elements", "why"):
-            u.add_column(
-                col, justify="right" if col in ("calls", "elements") else "left", overflow="fold"
-            )
-        for op in sorted(pt.uncounted):
-            w = pt.uncounted[op]
-            u.add_row(
-                op,
-                "; ".join(w["counters"]),
-                str(w["calls"]),
-                "-" if w["elements"] is None else si(w["elements"]),
-                w["why"],
-            )
-        con.print(u)
-    for w in pt.warnings:
-        con.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _uncounted_table(uncounted: dict[str, dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    u = Table(title="ops a FLOP counter gave 0 (FCM = FlopCounterMode)")
+    for col in ("op", "counted 0 by", "calls", "elements", "why"):
+        u.add_column(
+            col, justify="right" if col in ("calls", "elements") else "left", overflow="fold"
+        )
+    for op in sorted(uncounted):
+        w = uncounted[op]
+        u.add_row(
+            op,
+            "; ".join(w["counters"]),
+            str(w["calls"]),
+            "-" if w["elements"] is None else fmt.si(w["elements"]),
+            w["why"],
+        )
+    return u
 
 
 def _flop_rows(t: Any, f: dict[str, Any], r: dict[str, Any]) -> None:
@@ -155,16 +167,18 @@ def _flop_rows(t: Any, f: dict[str, Any], r: dict[str, Any]) -> None:
             mark = "[dim]for information[/dim]"
         else:
             mark = "[green]agrees[/green]" if c["ok"] else "[red]differs[/red]"
-        note = f"{mark} {diff:+.3f}% vs {c['reference_name']} ({si(c['reference'])})"
+        note = f"{mark} {diff:+.3f}% vs {c['reference_name']} ({fmt.si(c['reference'])})"
         if c["reason"] and c["checked"]:
             note += f"; {c['reason']}"
-        t.add_row(c["tool"], si(c["flops"], "FLOP"), note)
+        t.add_row(c["tool"], fmt.si(c["flops"], "FLOP"), note)
     missed = f.get("missed_by_fvcore_default")
     if missed:
-        ops = ", ".join(f"{op} {si(n)}" for op, n in f["missed_by_fvcore_default_by_op"].items())
+        ops = ", ".join(
+            f"{op} {fmt.si(n)}" for op, n in f["missed_by_fvcore_default_by_op"].items()
+        )
         t.add_row(
             "missed by fvcore as shipped",
-            si(missed, "FLOP"),
+            fmt.si(missed, "FLOP"),
             f"{100 * missed / max(1, r['flops_fwd_dense']):.1f}% of the forward: {ops}",
         )
 
@@ -235,7 +249,7 @@ def profile_cmd(
 
 @user_errors
 def scale_cmd(
-    models: list[Path] = typer.Argument(..., help="Model config YAML(s), one line each."),
+    models: list[Path] = typer.Argument(None, help="Model config YAML(s), one line each."),
     lengths: str = typer.Option(
         "1k,2k,4k,8k,16k,32k,64k,128k,256k,512k,1m",
         "--lengths",
@@ -248,22 +262,61 @@ def scale_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing report in --out."),
     fvcore: bool = typer.Option(False, "--fvcore/--no-fvcore", help="Also count with fvcore."),
     as_json: bool = typer.Option(False, "--json", help="Print the fitted exponents as JSON."),
+    replot: Path = typer.Option(
+        None,
+        "--replot",
+        help="Redraw the plots, exponents.csv and summary.md of the report in this folder from "
+        "its scaling.csv (and env.json), without building or measuring anything.",
+    ),
 ) -> None:
     """Sweep T for each variant: scaling.csv, log-log plots, fitted exponents, summary.md."""
+    from archsearch.errors import ConfigError
+
+    if replot is not None:
+        if models:
+            raise ConfigError("MODELS", " ".join(map(str, models)), "none with --replot")
+        if not (replot / "scaling.csv").is_file():
+            raise ConfigError("--replot", str(replot), "a folder with a scaling.csv")
+        from archsearch.profiling.report import draw_report
+
+        res = draw_report(replot)
+        written = f"redrew {replot}/summary.md, exponents.csv"
+    else:
+        if not models:
+            raise ConfigError("MODELS", None, "one or more model YAML files (or --replot DIR)")
+        if (out / "scaling.csv").exists() and not force:
+            raise ConfigError(
+                "--out", str(out), "a folder without a report (pass --force to overwrite it)"
+            )
+        res = _sweep(models, lengths, metrics, profile, out, fvcore, quiet=as_json)
+        written = f"wrote {out}/summary.md, scaling.csv, exponents.csv, env.json"
+    if as_json:
+        echo_json(res)
+        return
+    _print_fits(res["fits"])
+    typer.echo(", ".join([written, *res["plots"].values()]))
+
+
+def _sweep(
+    models: list[Path],
+    lengths: str,
+    metrics: str,
+    profile: str,
+    out: Path,
+    fvcore: bool,
+    *,
+    quiet: bool,
+) -> dict[str, Any]:
+    """Profile every variant at every length, then write the report from the points."""
     from rich import progress as rp
     from rich.console import Console
 
-    from archsearch.errors import ConfigError
     from archsearch.profiling.env import environment
     from archsearch.profiling.report import write_report
     from archsearch.profiling.runner import LatencyBudget, profile_point
 
     prof, variants, mets = _setup(models, profile, metrics)
     Ts = parse_lengths([lengths])
-    if (out / "scaling.csv").exists() and not force:
-        raise ConfigError(
-            "--out", str(out), "a folder without a report (pass --force to overwrite it)"
-        )
     points = []
     con = Console(stderr=True)
     columns = (
@@ -272,7 +325,7 @@ def scale_cmd(
         rp.MofNCompleteColumn(),
         rp.TimeElapsedColumn(),
     )
-    with rp.Progress(*columns, console=con, transient=as_json) as bar:
+    with rp.Progress(*columns, console=con, transient=quiet) as bar:
         task = bar.add_task("scaling", total=len(variants) * len(Ts))
         for v in variants:
             budget = LatencyBudget()
@@ -283,27 +336,8 @@ def scale_cmd(
                 if pt.status != "ok":
                     con.print(f"[yellow]skipped[/yellow] {v.name} at T = {T:,}: {pt.row['note']}")
                 bar.advance(task)
-    order = [m for m in ("flops", "memory", "latency") if m in mets]
-    if "flops" in order:
-        order.insert(1, "mixing")  # token-mixing FLOPs: the term the theory's exponent is about
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    res = write_report(
-        out,
-        points,
-        [v.name for v in variants],
-        order,
-        environment(prof.device),
-        prof.to_dict(),
-        command,
-    )
-    if as_json:
-        echo_json(res)
-        return
-    _print_fits(res["fits"])
-    typer.echo(
-        f"wrote {out}/summary.md, scaling.csv, exponents.csv, env.json, "
-        + ", ".join(res["plots"].values())
-    )
+    return write_report(out, points, environment(prof.device), prof.to_dict(), command)
 
 
 def _print_fits(fits: list[dict[str, Any]]) -> None:

@@ -1,16 +1,23 @@
-"""``archsearch report``: a study's results as files people open (the report of a search).
+"""``archsearch report``: a study's results as files people open (docs/search.md, "Reports").
 
-TEMPORARY: moved verbatim out of cli/search.py; the reports branch owns this module.
+The search's CLI registers :func:`report_cmd` as the ``report`` command. Its source is a search
+output folder (with ``study.db``), a SQLite file or a storage URL, from which the records are
+saved and the report drawn; or a report folder without a study database, whose figures,
+``families.csv`` and ``report.md`` are drawn again from its saved files (``trials.csv``,
+``curves.csv``, ``fidelity.csv``, ``study.json``, ``importances.csv``) without the study.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from archsearch.cli._common import echo_json, invocation, user_errors
 from archsearch.errors import ConfigError
+
+SOURCES = "a folder with a study.db, a report folder (trials.csv, study.json), a .db file or a URL"
 
 
 @user_errors
@@ -18,34 +25,65 @@ def report_cmd(
     ctx: typer.Context,
     source: str = typer.Argument(
         ...,
-        help="A search output folder (with study.db), a SQLite file or a storage URL.",
+        help="A search output folder (with study.db), a SQLite file or a storage URL; or a "
+        "report folder, whose figures and report.md are drawn again from its saved CSV files.",
     ),
     study: str | None = typer.Option(
         None, "--study", help="Study name (needed when the storage holds several)."
     ),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Output folder (default: FOLDER/report, or runs/report/STUDY)."
+        None,
+        "--out",
+        "-o",
+        help="Output folder (default: FOLDER/report, runs/report/STUDY, or the report folder).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
     """Pareto plot, hypervolume, importances, per-family table, trials.csv, report.md and the
-    Pareto-optimal models as YAML, from a study."""
+    Pareto-optimal models as YAML, from a study (or redrawn from a saved report)."""
+    path = Path(source)
+    if "://" not in source and path.is_dir() and not (path / "study.db").exists():
+        rep = _redraw(source, path, out)
+    else:
+        rep = _from_study(ctx, source, path, study, out)
+    if as_json:
+        echo_json(rep)
+        return
+    typer.echo(
+        f"{rep['trials']} trials, {len(rep['front'])} on the front, hypervolume "
+        f"{rep['hypervolume']:.4f}\nwrote {rep['out']}/report.md ("
+        + ", ".join(Path(f).name for f in rep["files"].values())
+        + ")"
+    )
+
+
+def _redraw(source: str, folder: Path, out: Path | None) -> dict[str, Any]:
+    from archsearch.search.report import copy_saved, draw_report, is_saved_report
+
+    if not is_saved_report(folder):
+        raise ConfigError("SOURCE", source, SOURCES)
+    if out is not None and out.resolve() != folder.resolve():
+        copy_saved(folder, out)
+        folder = out
+    return draw_report(folder)
+
+
+def _from_study(
+    ctx: typer.Context, source: str, path: Path, study: str | None, out: Path | None
+) -> dict[str, Any]:
     import optuna
 
     from archsearch.search.report import write_report
     from archsearch.search.study import open_storage, storage_url, study_names
 
-    path = Path(source)
     if "://" in source:
         url, default_out = source, None
     elif path.is_dir():
-        if not (path / "study.db").exists():
-            raise ConfigError("SOURCE", source, "a folder with a study.db, a .db file or a URL")
         url, default_out = storage_url(path / "study.db"), path / "report"
     elif path.is_file():
         url, default_out = storage_url(path), path.parent / "report"
     else:
-        raise ConfigError("SOURCE", source, "an existing folder, a .db file or a storage URL")
+        raise ConfigError("SOURCE", source, SOURCES)
     storage = open_storage(url, create=False)
     names = study_names(storage)
     if study is None:
@@ -58,15 +96,6 @@ def report_cmd(
         raise ConfigError("--study", study, "one of " + (", ".join(names) or "(none)"))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     st = optuna.load_study(study_name=study, storage=storage)
-    rep = write_report(
+    return write_report(
         st, out or default_out or Path("runs/report") / study, command=invocation(ctx)
-    )
-    if as_json:
-        echo_json(rep)
-        return
-    typer.echo(
-        f"{rep['trials']} trials, {len(rep['front'])} on the front, hypervolume "
-        f"{rep['hypervolume']:.4f}\nwrote {rep['out']}/report.md ("
-        + ", ".join(Path(f).name for f in rep["files"].values())
-        + ")"
     )

@@ -1,12 +1,22 @@
-"""Scaling report files: ``scaling.csv``, log-log PNG plots, fitted exponents, ``summary.md``."""
+"""Scaling report files: ``scaling.csv``, log-log PNG plots, fitted exponents, ``summary.md``.
+
+A report is a function of its saved files. :func:`write_report` saves ``scaling.csv`` (every
+number) and ``env.json`` (the machine, the profile, the command), then :func:`draw_report` draws
+the plots, ``exponents.csv`` and ``summary.md`` from those two files alone; ``archsearch scale
+--replot DIR`` runs :func:`draw_report` again without building a model. The columns that name a
+registered quantity use its name and unit (:mod:`archsearch.metrics`: ``flops_fwd``,
+``flops_train``, ``peak_memory_gib``, ``latency_ms``, ``decode_ms``); see docs/costs.md,
+"FLOP conventions" and "Memory".
+"""
 
 from __future__ import annotations
 
-import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from archsearch import fmt
 from archsearch.profiling.runner import Point, upper_fit_points
 from archsearch.profiling.scaling import loglog_slope
 
@@ -17,8 +27,8 @@ PLOTS: dict[str, tuple[str, str]] = {
         "flops_mixing_fcm",
         "token-mixing FLOPs / sequence (FlopCounterMode)",
     ),
-    "memory": ("mem_train_peak_bytes", "training-step peak memory, bytes (estimate)"),
-    "latency": ("fwd_ms_median", "forward latency, ms (median)"),
+    "memory": ("peak_memory_gib", "training-step peak memory, GiB (estimate)"),
+    "latency": ("latency_ms", "forward latency, ms (median)"),
 }
 #: metrics whose reference slope is the variant's FLOP exponent (memory: slope 1)
 SLOPE_FROM_THEORY = ("flops", "mixing", "latency")
@@ -27,32 +37,115 @@ SLOPE_FROM_THEORY = ("flops", "mixing", "latency")
 REF_OFFSET = 0.5
 #: fallbacks when the preferred column is absent (e.g. FLOPs without the counter)
 FALLBACK = {"flops": "flops_fwd_dense", "memory": "mem_measured_train_peak_bytes"}
+#: what the profile measured, told by a column only that measurement writes
+MEASURED_BY = {
+    "flops": "flops_counters_agree",
+    "memory": "mem_params_bytes",
+    "latency": "latency_status",
+}
+#: float columns written with every digit (GiB of a whole number of bytes: exact in binary)
+FULL_PRECISION = frozenset({"peak_memory_gib"})
+#: ``summary.md`` tables: (metric, title, column)
+SECTIONS = (
+    ("flops", "Forward FLOPs per sequence, FlopCounterMode", "flops_fcm_forward"),
+    ("flops", "Forward FLOPs per sequence, analytic exact", "flops_fwd"),
+    ("mixing", "Token-mixing FLOPs per sequence, FlopCounterMode", "flops_mixing_fcm"),
+    ("flops", "Forward + backward FLOPs, FlopCounterMode", "flops_fcm_forward_backward"),
+    ("flops", "What fvcore as shipped misses (FLOPs)", "flops_missed_by_fvcore_as_shipped"),
+    ("memory", "Training-step peak memory, GiB (estimate)", "peak_memory_gib"),
+    ("memory", "Inference peak memory, bytes (estimate)", "mem_inference_peak_bytes"),
+    ("memory", "Decode state, bytes", "mem_decode_state_bytes"),
+    ("memory", "Training-step peak memory, bytes (measured)", "mem_measured_train_peak_bytes"),
+    ("latency", "Forward latency, ms (median)", "latency_ms"),
+    ("latency", "Training step latency, ms (median)", "train_ms_median"),
+    ("latency", "Decode latency per token, ms (median)", "decode_ms"),
+)
+#: timed columns whose empty cell means "skipped" (the point's latency_status says why)
+SKIPPABLE = ("latency_ms", "fwd_", "train_")
+EXPONENT_COLUMNS = [
+    "variant",
+    "metric",
+    "column",
+    "fitted_exponent",
+    "fit_from",
+    "fit_to",
+    "theory",
+]
 
 
-def csv_columns(points: list[Point]) -> list[str]:
+# ---- tables as CSV (pandas) ----
+
+
+def csv_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key of every row, in the order they first appear."""
     cols: list[str] = []
-    for p in points:
-        for k in p.row:
-            if k not in cols:
-                cols.append(k)
+    for row in rows:
+        cols += [k for k in row if k not in cols]
     return cols
 
 
+def _csv_cell(col: str, v: Any) -> Any:
+    if isinstance(v, float) and col in FULL_PRECISION:
+        return repr(v)
+    return fmt.csv_cell(v)
+
+
+def write_rows(
+    rows: list[dict[str, Any]],
+    path: Path,
+    cols: list[str] | None = None,
+    *,
+    cell: Any = None,
+    lineterminator: str = "\n",
+) -> None:
+    """A CSV file of ``rows`` with pandas: missing cells empty; each cell written as
+    ``cell(column, value)`` (default: floats to 6 significant digits, GiB to every digit)."""
+    import pandas as pd
+
+    cols = cols if cols is not None else csv_columns(rows)
+    cell = cell or _csv_cell
+    cells = [[cell(c, row.get(c)) for c in cols] for row in rows]
+    table = pd.DataFrame(cells, columns=cols, dtype=object)
+    table.to_csv(path, index=False, lineterminator=lineterminator)
+
+
 def write_csv(points: list[Point], path: Path) -> None:
-    cols = csv_columns(points)
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for p in points:
-            w.writerow({k: _cell(p.row.get(k)) for k in cols})
+    """``scaling.csv`` (also ``profile --csv``): one row per variant and length."""
+    write_rows([p.row for p in points], path)
 
 
-def _cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return v
+def parse_cell(text: str) -> Any:
+    """A CSV cell as the value it was written from: int, float, bool or text."""
+    if text in ("True", "False"):
+        return text == "True"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a CSV file written by :func:`write_rows`; empty cells are left out."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return [
+        {k: parse_cell(v) for k, v in row.items() if v != ""}
+        for row in table.to_dict(orient="records")
+    ]
+
+
+def read_points(path: Path) -> list[Point]:
+    """The points of a ``scaling.csv``."""
+    return [
+        Point(str(r["variant"]), int(r["seq_len"]), str(r.get("status", "ok")), r)
+        for r in read_rows(path)
+    ]
+
+
+# ---- fits and plots ----
 
 
 def metric_column(points: list[Point], metric: str) -> str | None:
@@ -69,24 +162,29 @@ def series(points: list[Point], variant: str, col: str) -> tuple[list[int], list
     xs, ys = [], []
     for p in points:
         v = p.row.get(col)
-        if p.variant == variant and p.status == "ok" and isinstance(v, (int, float)) and v > 0:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+        if p.variant == variant and p.status == "ok" and ok:
             xs.append(p.seq_len)
             ys.append(float(v))
     return xs, ys
+
+
+def _theory(points: list[Point], variant: str) -> Any:
+    return next(
+        (
+            p.row["flop_exponent_theory"]
+            for p in points
+            if p.variant == variant and "flop_exponent_theory" in p.row
+        ),
+        None,
+    )
 
 
 def fit_exponents(points: list[Point], variants: list[str], metrics: list[str]) -> list[dict]:
     """Per variant and metric: the log-log slope over the upper half of the measured lengths."""
     out = []
     for v in variants:
-        theory = next(
-            (
-                p.row["flop_exponent_theory"]
-                for p in points
-                if p.variant == v and "flop_exponent_theory" in p.row
-            ),
-            None,
-        )
+        theory = _theory(points, v)
         for m in metrics:
             col = metric_column(points, m)
             if col is None:
@@ -149,13 +247,15 @@ def plot_metric(points: list[Point], variants: list[str], metric: str, path: Pat
     return True
 
 
-def _fmt(v: Any) -> str:
-    from archsearch.cli._common import si
+# ---- summary.md ----
 
+
+def _text(v: Any) -> str:
+    """A summary cell: whole numbers in SI, other numbers to 3 significant digits."""
     if isinstance(v, bool) or v is None or v == "":
         return "" if v is None else str(v)
     if isinstance(v, int):
-        return si(v)
+        return fmt.si(v)
     if isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
@@ -173,26 +273,16 @@ def pivot_table(points: list[Point], variants: list[str], col: str) -> list[str]
             elif p.status != "ok":
                 cells.append("invalid")
             elif col in p.row:
-                cells.append(_fmt(p.row[col]))
+                cells.append(_text(p.row[col]))
             else:
-                status = p.row.get("latency_status", "") if col.startswith(("fwd", "train")) else ""
+                status = p.row.get("latency_status", "") if col.startswith(SKIPPABLE) else ""
                 cells.append("skipped" if status and status != "ok" else "")
         lines.append(f"| {T:,} | " + " | ".join(cells) + " |")
     return lines
 
 
-def write_summary(
-    out: Path,
-    points: list[Point],
-    variants: list[str],
-    metrics: list[str],
-    fits: list[dict],
-    plots: dict[str, str],
-    env: dict[str, Any],
-    profile: dict[str, Any],
-    command: str,
-) -> None:
-    md = [
+def _header(env: dict[str, Any], profile: dict[str, Any], command: str) -> list[str]:
+    return [
         "# Scaling report",
         "",
         f"Command: `{command}`",
@@ -209,41 +299,38 @@ def write_summary(
         "window of T tokens.",
         "",
     ]
-    if fits:
-        md += [
-            "## Fitted exponents",
-            "",
-            "Least-squares slope of log(metric) vs log(T) over the upper half of the lengths "
-            "measured; *theory*: the variant's asymptotic FLOP exponent (memory has none: its "
-            "plot draws slope 1 as a guide). "
-            "*mixing* is the token-mixing work alone (attention core + elementwise mixing: every "
-            "counted op but the dense layers' mm/addmm); the whole forward also holds the "
-            "projections, MLPs and LM head, linear in T, so its slope reaches the theory only "
-            "where mixing dominates.",
-            "",
-            "| variant | metric | fitted | theory | fitted over T |",
-            "|---|---|---:|---:|---|",
-        ]
-        for f in fits:
-            fe = "" if f["fitted_exponent"] is None else f"{f['fitted_exponent']:.3f}"
-            rng = f"{f['fit_from']:,} – {f['fit_to']:,}" if f["fit_from"] else "too few points"
-            md.append(f"| {f['variant']} | {f['metric']} | {fe} | {_fmt(f['theory'])} | {rng} |")
-        md.append("")
-    sections = [
-        ("flops", "Forward FLOPs per sequence, FlopCounterMode", "flops_fcm_forward"),
-        ("flops", "Forward FLOPs per sequence, analytic exact", "flops_fwd_exact"),
-        ("mixing", "Token-mixing FLOPs per sequence, FlopCounterMode", "flops_mixing_fcm"),
-        ("flops", "Forward + backward FLOPs, FlopCounterMode", "flops_fcm_forward_backward"),
-        ("flops", "What fvcore as shipped misses (FLOPs)", "flops_missed_by_fvcore_as_shipped"),
-        ("memory", "Training-step peak memory, bytes (estimate)", "mem_train_peak_bytes"),
-        ("memory", "Inference peak memory, bytes (estimate)", "mem_inference_peak_bytes"),
-        ("memory", "Decode state, bytes", "mem_decode_state_bytes"),
-        ("memory", "Training-step peak memory, bytes (measured)", "mem_measured_train_peak_bytes"),
-        ("latency", "Forward latency, ms (median)", "fwd_ms_median"),
-        ("latency", "Training step latency, ms (median)", "train_ms_median"),
-        ("latency", "Decode latency per token, ms (median)", "decode_ms_median"),
+
+
+def _fits_section(fits: list[dict]) -> list[str]:
+    if not fits:
+        return []
+    md = [
+        "## Fitted exponents",
+        "",
+        "Least-squares slope of log(metric) vs log(T) over the upper half of the lengths "
+        "measured; *theory*: the variant's asymptotic FLOP exponent (memory has none: its "
+        "plot draws slope 1 as a guide). "
+        "*mixing* is the token-mixing work alone (attention core + elementwise mixing: every "
+        "counted op but the dense layers' mm/addmm); the whole forward also holds the "
+        "projections, MLPs and LM head, linear in T, so its slope reaches the theory only "
+        "where mixing dominates.",
+        "",
+        "| variant | metric | fitted | theory | fitted over T |",
+        "|---|---|---:|---:|---|",
     ]
-    for metric, title, col in sections:
+    for f in fits:
+        fe = "" if f["fitted_exponent"] is None else f"{f['fitted_exponent']:.3f}"
+        rng = f"{f['fit_from']:,} – {f['fit_to']:,}" if f["fit_from"] else "too few points"
+        md.append(f"| {f['variant']} | {f['metric']} | {fe} | {_text(f['theory'])} | {rng} |")
+    md.append("")
+    return md
+
+
+def _tables(
+    points: list[Point], variants: list[str], metrics: list[str], plots: dict[str, str]
+) -> list[str]:
+    md: list[str] = []
+    for metric, title, col in SECTIONS:
         if metric not in metrics or not any(col in p.row for p in points):
             continue
         md += [f"## {title}", "", *pivot_table(points, variants, col), ""]
@@ -252,45 +339,111 @@ def write_summary(
     for metric, name in plots.items():
         if f"({name})" not in "\n".join(md):
             md += [f"![{metric}]({name})", ""]
+    return md
+
+
+def _skipped(points: list[Point], warnings: list[str]) -> list[str]:
+    md: list[str] = []
     problems = [p for p in points if p.status != "ok"]
     skipped = [p for p in points if p.status == "ok" and p.row.get("latency_status", "ok") != "ok"]
     if problems or skipped:
         md += ["## Skipped", ""]
-        md += [f"- {p.variant} at T = {p.seq_len:,}: {p.row['note']}" for p in problems]
+        md += [f"- {p.variant} at T = {p.seq_len:,}: {p.row.get('note', '')}" for p in problems]
         md += [
             f"- {p.variant} at T = {p.seq_len:,}: latency {p.row['latency_status']}"
             for p in skipped
         ]
         md.append("")
-    warns = sorted({w for p in points for w in p.warnings})
-    if warns:
-        md += ["## Counter warnings", ""] + [f"- {w}" for w in warns] + [""]
-    (out / "summary.md").write_text("\n".join(md))
+    if warnings:
+        md += ["## Counter warnings", ""] + [f"- {w}" for w in warnings] + [""]
+    return md
 
 
-def write_report(
+def write_summary(
     out: Path,
     points: list[Point],
     variants: list[str],
     metrics: list[str],
+    fits: list[dict],
+    plots: dict[str, str],
     env: dict[str, Any],
     profile: dict[str, Any],
     command: str,
-) -> dict[str, Any]:
-    """Write every file of a scaling report into ``out``; returns what was written."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(points, out / "scaling.csv")
+    warnings: list[str] | None = None,
+) -> None:
+    """``summary.md``: the command and machine, the fitted exponents, a table per quantity."""
+    warns = sorted(
+        set(warnings if warnings is not None else [w for p in points for w in p.warnings])
+    )
+    md = _header(env, profile, command) + _fits_section(fits)
+    md += _tables(points, variants, metrics, plots) + _skipped(points, warns)
+    (out / "summary.md").write_text("\n".join(md))
+
+
+# ---- the report ----
+
+
+def measured_metrics(points: list[Point]) -> list[str]:
+    """The plotted metrics of a sweep, from the columns it wrote: flops, mixing, memory,
+    latency (mixing, the token-mixing FLOPs, is the term the theory's exponent is about)."""
+    order = [
+        m for m in ("flops", "memory", "latency") if any(MEASURED_BY[m] in p.row for p in points)
+    ]
+    if "flops" in order:
+        order.insert(1, "mixing")
+    return order
+
+
+def _recorded_command(out: Path, saved: dict[str, Any]) -> str:
+    """The command that made the report: env.json's, or an older summary.md's."""
+    if saved.get("command"):
+        return str(saved["command"])
+    old = out / "summary.md"
+    found = re.search(r"^Command: `(.*)`$", old.read_text(), re.M) if old.exists() else None
+    return found.group(1) if found else ""
+
+
+def draw_report(out: Path) -> dict[str, Any]:
+    """Plots, ``exponents.csv`` and ``summary.md`` from ``out/scaling.csv`` (and ``env.json``
+    if present): no model is built, nothing is measured again."""
+    points = read_points(out / "scaling.csv")
+    env_file = out / "env.json"
+    saved = json.loads(env_file.read_text()) if env_file.exists() else {}
+    variants = list(dict.fromkeys(p.variant for p in points))
+    metrics = measured_metrics(points)
     plots = {}
     for m in metrics:
         name = f"{m}.png"
         if plot_metric(points, variants, m, out / name):
             plots[m] = name
     fits = fit_exponents(points, variants, metrics)
-    with (out / "exponents.csv").open("w", newline="") as fh:
-        cols = ["variant", "metric", "column", "fitted_exponent", "fit_from", "fit_to", "theory"]
-        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        w.writerows({k: _cell(f[k]) for k in cols} for f in fits)
-    (out / "env.json").write_text(json.dumps({"environment": env, "profile": profile}, indent=2))
-    write_summary(out, points, variants, metrics, fits, plots, env, profile, command)
+    write_rows(fits, out / "exponents.csv", EXPONENT_COLUMNS)
+    write_summary(
+        out,
+        points,
+        variants,
+        metrics,
+        fits,
+        plots,
+        saved.get("environment", {}),
+        saved.get("profile", {}),
+        _recorded_command(out, saved),
+        warnings=list(saved.get("warnings", [])),
+    )
     return {"out": str(out), "plots": plots, "fits": fits}
+
+
+def write_report(
+    out: Path,
+    points: list[Point],
+    env: dict[str, Any],
+    profile: dict[str, Any],
+    command: str,
+) -> dict[str, Any]:
+    """Save ``scaling.csv`` and ``env.json`` into ``out`` and draw the report from them."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(points, out / "scaling.csv")
+    warnings = sorted({w for p in points for w in p.warnings})
+    saved = {"environment": env, "profile": profile, "command": command, "warnings": warnings}
+    (out / "env.json").write_text(json.dumps(saved, indent=2))
+    return draw_report(out)

@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ConfigError
-from archsearch.model.config import ModelConfig
+from archsearch.model.config import ModelConfig, load_model_config_located
+from archsearch.model.costs import model_cost
+from archsearch.model.families import get_family
+from archsearch.model.transformer import count_params
+from archsearch.profiling.flops import compare_flops
+from archsearch.profiling.memory import build_in_dtype, estimate_memory, measure_memory
 from archsearch.profiling.profiles import Profile
+from archsearch.profiling.timing import measure_latency
 
 METRICS = ("flops", "memory", "latency")
 
@@ -32,8 +38,6 @@ class Variant:
 
 def load_variants(paths: list[Path]) -> list[Variant]:
     """Load model YAMLs; a variant is named by its ``name:`` (or file stem), made unique."""
-    from archsearch.model.config import load_model_config_located
-
     out: list[Variant] = []
     seen: dict[str, int] = {}
     for p in paths:
@@ -85,8 +89,6 @@ def at_length(v: Variant, T: int) -> ModelConfig:
     cfg = v.cfg.replace(max_seq_len=T)
     try:
         cfg.check_seq_len(T)
-        from archsearch.model.costs import model_cost
-
         model_cost(cfg, T)  # mixers check their own constraints (segment | T, ...)
     except ConfigError as e:
         raise (v.locate(e) if v.locate else e) from None
@@ -103,10 +105,6 @@ def profile_point(
     budget: LatencyBudget | None = None,
 ) -> Point:
     """Everything asked for about variant ``v`` at window length ``T``."""
-    from archsearch.model.costs import model_cost
-    from archsearch.model.families import get_family
-    from archsearch.model.transformer import count_params
-
     base = {"variant": v.name, "seq_len": T}
     try:
         cfg = at_length(v, T)
@@ -124,9 +122,9 @@ def profile_point(
         "params": params["total"],
         "params_non_embedding": params["non_embedding"],
         "flop_exponent_theory": get_family(cfg.family.kind).flop_exponent(cfg),
-        "flops_fwd_exact": cost.forward_exact,
+        "flops_fwd": cost.forward_exact,
         "flops_fwd_dense": cost.forward_dense,
-        "flops_train_exact": cost.training_exact,
+        "flops_train": cost.training_exact,
         "decode_state_numbers": cost.decode_state,
     }
     pt = Point(v.name, T, "ok", row, {"params": params})
@@ -144,8 +142,6 @@ def profile_point(
 
 
 def _flops(pt: Point, cfg: ModelConfig, T: int, prof: Profile, fvcore: bool) -> None:
-    from archsearch.profiling.flops import compare_flops
-
     cmp = compare_flops(cfg, T, batch=1, backward=True, fvcore=fvcore)
     pt.details["flops"] = cmp.to_dict()
     pt.row.update(flops_columns(cmp))
@@ -212,8 +208,6 @@ def flops_columns(cmp: Any) -> dict[str, Any]:
 
 
 def _memory(pt: Point, cfg: ModelConfig, T: int, prof: Profile, *, record: bool) -> Any:
-    from archsearch.profiling.memory import estimate_memory
-
     est = estimate_memory(cfg, T, batch=prof.batch_size, dtype=prof.torch_dtype, device=prof.device)
     if not record:
         return est
@@ -222,7 +216,7 @@ def _memory(pt: Point, cfg: ModelConfig, T: int, prof: Profile, *, record: bool)
         {
             "mem_params_bytes": est.params_bytes,
             "mem_inference_peak_bytes": est.inference_peak_bytes,
-            "mem_train_peak_bytes": est.training_peak_bytes,
+            "peak_memory_gib": est.training_peak_bytes / 2**30,
             "mem_activation_bytes": est.activation_bytes,
             "mem_decode_state_bytes": est.decode_state_bytes,
             "mem_decode_state_bytes_per_token": est.decode_state_bytes_per_token,
@@ -245,8 +239,6 @@ def _too_big(prof: Profile, est: Any) -> str | None:
 
 def _measured_memory(pt: Point, cfg: ModelConfig, T: int, prof: Profile, est: Any) -> None:
     import torch
-
-    from archsearch.profiling.memory import measure_memory
 
     reason = _too_big(prof, est)
     if reason is None:
@@ -299,9 +291,6 @@ def _latency(
 ) -> None:
     import torch
 
-    from archsearch.profiling.memory import build_in_dtype
-    from archsearch.profiling.timing import measure_latency
-
     reason = _skip_reason(T, prof, budget, est, cost.training_dense)
     if reason is None:
         torch.manual_seed(0)
@@ -341,7 +330,7 @@ def _latency(
     ):
         if t is None:
             continue
-        row[f"{key}_ms_median"] = t.median_ms
+        row[MEDIAN_COLUMNS[key]] = t.median_ms
         row[f"{key}_ms_iqr"] = t.iqr_ms
         row[f"{key}_ms_min"] = t.min_ms
         row[f"{key}_cv"] = t.cv
@@ -354,6 +343,10 @@ def _latency(
     if lat.train_step is not None:
         budget.last_seconds = lat.train_step.median_ms / 1e3
         budget.last_flops = cost.training_dense
+
+
+#: the column of each timing's median: the registry's metric where there is one
+MEDIAN_COLUMNS = {"fwd": "latency_ms", "train": "train_ms_median", "decode": "decode_ms"}
 
 
 def upper_fit_points(lengths: list[int], values: list[float]) -> tuple[list[int], list[float]]:

@@ -19,17 +19,29 @@ Written to the output folder:
 - ``pareto/*.yaml``: the Pareto-optimal models, as model files ``archsearch build/profile/train``
   take as they are;
 - ``report.md``: all of the above tied together, with the command that made it.
+
+A report is a function of its saved files. :func:`write_report` saves what it needs from the
+study (``trials.csv``, ``curves.csv``, ``fidelity.csv``, ``study.json`` with the study's settings,
+``importances.csv`` and ``pareto/*.yaml``), then :func:`draw_report` draws the figures,
+``families.csv`` and ``report.md`` from those files alone; ``archsearch report DIR`` on a report
+folder (one without a study database) draws them again. Axis scales, units, labels and the
+profiled/quality split come from :mod:`archsearch.metrics` (docs/search.md, "Reports").
 """
 
 from __future__ import annotations
 
-import csv
+import json
 import math
+import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archsearch import fmt
+from archsearch.metrics import Metric, get_metric, is_metric
+from archsearch.model.config import dump_model_config, model_config_from_dict
+from archsearch.profiling.report import read_rows, write_rows
 from archsearch.search.results import (
     TrialRecord,
     feasible_front,
@@ -38,30 +50,74 @@ from archsearch.search.results import (
     to_min,
     trial_record,
 )
-from archsearch.search.space import PROFILE_METRICS
+from archsearch.search.study import load_settings
 
 if TYPE_CHECKING:
     import optuna
 
-#: objectives whose values span orders of magnitude get a log axis
-_LOG_METRICS = {"params", "flops_fwd", "flops_train", "decode_state_bytes", "latency_ms"}
+#: the files :func:`write_report` saves and :func:`draw_report` reads
+SAVED = ("trials.csv", "curves.csv", "fidelity.csv", "study.json", "importances.csv", "pareto")
+#: trials.csv columns that are not a metric (besides ``constraint:*`` and ``param:*``)
+_NOT_METRICS = frozenset(
+    {
+        "number",
+        "state",
+        "outcome",
+        "label",
+        "feasible",
+        "rung",
+        "trained_tokens",
+        "train_seconds",
+        "seconds",
+        "duplicate_of",
+        "reason",
+    }
+)
+
+
+def _metric(name: str) -> Metric | None:
+    return get_metric(name) if is_metric(name) else None
+
+
+def is_profiled(name: str) -> bool:
+    """A profiled metric (cost, memory, latency): known before training."""
+    m = _metric(name)
+    return m is not None and m.kind == "profiled"
+
+
+def format_value(name: str, v: Any) -> str:
+    """A value of the metric ``name`` as a person reads it (``fmt.value`` if unregistered)."""
+    m = _metric(name)
+    if m is None or isinstance(v, bool):
+        return fmt.value(v)
+    return m.format(v)
 
 
 class StudyData:
-    """The records of one study and what they are measured against."""
+    """The records of one study and what they are measured against (no storage needed)."""
 
-    def __init__(self, study: optuna.Study) -> None:
-        from archsearch.search.study import load_settings
+    def __init__(
+        self,
+        name: str,
+        settings: dict[str, Any],
+        records: list[TrialRecord],
+        curves: dict[int, list[tuple[float, float | None]]] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.objectives: list[str] = [o["metric"] for o in settings["objectives"]]
+        self.directions: list[str] = [o["direction"] for o in settings["objectives"]]
+        self.records = records
+        self.curves = curves or {}
 
-        self.study = study
-        self.settings = load_settings(study)
-        self.objectives: list[str] = [o["metric"] for o in self.settings["objectives"]]
-        self.directions: list[str] = [o["direction"] for o in self.settings["objectives"]]
-        self.records = [trial_record(t, self.objectives) for t in study.get_trials(deepcopy=False)]
-
-    @property
-    def name(self) -> str:
-        return self.study.study_name
+    @classmethod
+    def of_study(cls, study: optuna.Study) -> StudyData:
+        settings = load_settings(study)
+        objectives = [o["metric"] for o in settings["objectives"]]
+        trials = study.get_trials(deepcopy=False)
+        curves = {t.number: [tuple(p) for p in t.user_attrs.get("curve") or []] for t in trials}
+        records = [trial_record(t, objectives) for t in trials]
+        return cls(study.study_name, settings, records, curves)  # type: ignore[arg-type]
 
     def complete(self, *, feasible: bool | None = None) -> list[TrialRecord]:
         out = [r for r in self.records if r.outcome == "complete" and r.values]
@@ -108,14 +164,194 @@ def normalise(v: Sequence[float], ideal: Sequence[float], ref: Sequence[float]) 
 
 
 def write_report(study: optuna.Study, out: Path, *, command: str = "") -> dict[str, Any]:
-    """Write every report file for ``study`` into ``out``; returns what was written."""
+    """Save ``study``'s records into ``out`` and draw every report file from them; returns what
+    was written."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_records(StudyData.of_study(study), study, out, command=command)
+    return draw_report(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# saving: the study's records as files
+
+
+def save_records(data: StudyData, study: optuna.Study, out: Path, *, command: str = "") -> None:
+    """The files a report is drawn from: trials.csv, curves.csv, fidelity.csv, study.json,
+    importances.csv (Optuna needs the study for them) and the Pareto-optimal models."""
+    _write_table([r.row(data.objectives) for r in data.records], out / "trials.csv")
+    curves = [
+        {"number": n, "tokens": x, "value": y} for n, pts in data.curves.items() for x, y in pts
+    ]
+    _write_table(curves, out / "curves.csv", ["number", "tokens", "value"])
+    fidelity = [{"number": r.number, **f} for r in data.records for f in r.fidelity]
+    _write_table(fidelity, out / "fidelity.csv")
+    importances, why_not = _importances(data, study)
+    params = sorted({p for d in importances.values() for p in d})
+    rows = [{"param": p, **{m: d.get(p) for m, d in importances.items()}} for p in params]
+    imp_file = out / "importances.csv"
+    if importances:
+        _write_table(rows, imp_file)
+    elif imp_file.exists():
+        imp_file.unlink()
+    record = {
+        "study": data.name,
+        "command": command,
+        "importances_not_computed": why_not,
+        "settings": data.settings,
+    }
+    (out / "study.json").write_text(json.dumps(record, indent=2, default=str))
+    _export_front(data.front(), out / "pareto")
+
+
+def _raw_cell(col: str, v: Any) -> Any:
+    return "" if v is None else v
+
+
+def _write_table(rows: list[dict[str, Any]], path: Path, cols: list[str] | None = None) -> Path:
+    """A CSV table as the csv module writes it (every value's ``str``, CRLF line ends)."""
+    cols = cols if cols is not None else list(dict.fromkeys(k for row in rows for k in row))
+    write_rows(rows, path, cols or ["empty"], cell=_raw_cell, lineterminator="\r\n")
+    return path
+
+
+def pareto_file(r: TrialRecord) -> str:
+    """The file name of a Pareto-optimal trial's model under ``pareto/``."""
+    return f"trial-{r.number:04d}-{r.label.replace('/', '-').replace('+', '-')}.yaml"
+
+
+def _export_front(front: list[TrialRecord], folder: Path) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("trial-*.yaml"):
+        old.unlink()
+    files = []
+    for r in front:
+        cfg = model_config_from_dict(r.model)
+        path = folder / pareto_file(r)
+        head = (
+            f"# Pareto-optimal trial {r.number} ({r.label}): "
+            + ", ".join(f"{k} = {format_value(k, v)}" for k, v in r.values.items())
+            + "\n"
+        )
+        path.write_text(head + dump_model_config(cfg))
+        files.append(str(path))
+    return files
+
+
+def _importances(data: StudyData, study: optuna.Study) -> tuple[dict[str, dict[str, float]], str]:
+    import optuna
+
+    done = data.complete()
+    if len(done) < 3:
+        return {}, f"needs at least 3 complete trials (the study has {len(done)})"
+    out: dict[str, dict[str, float]] = {}
+    why = ""
+    for i, (m, d) in enumerate(zip(data.objectives, data.directions, strict=True)):
+        sign = 1.0 if d == "minimize" else -1.0
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                imp = optuna.importance.get_param_importances(
+                    study, target=lambda t, i=i, sign=sign: sign * t.values[i]
+                )
+        except Exception as e:  # too few distinct values, one-valued parameters, ...
+            why = f"{m}: {type(e).__name__}: {e}"
+            continue
+        out[m] = {k: float(v) for k, v in imp.items()}
+    return out, why
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the saved files back
+
+
+def is_saved_report(folder: Path) -> bool:
+    """A folder :func:`draw_report` can draw from (what :func:`save_records` writes)."""
+    return (folder / "trials.csv").is_file() and (folder / "study.json").is_file()
+
+
+def _record(row: dict[str, Any], objectives: list[str], fidelity: list[dict[str, Any]]) -> Any:
+    values = {}
+    if row.get("state") == "COMPLETE" and all(m in row for m in objectives):
+        values = {m: float(row[m]) for m in objectives}
+    metrics = {
+        k: v
+        for k, v in row.items()
+        if k not in _NOT_METRICS and not k.startswith(("constraint:", "param:"))
+    }
+    return TrialRecord(
+        number=int(row["number"]),
+        state=str(row.get("state", "")),
+        outcome=str(row.get("outcome", "")),
+        reason=str(row.get("reason", "")),
+        label=str(row.get("label", "?")),
+        params={k.removeprefix("param:"): v for k, v in row.items() if k.startswith("param:")},
+        values=values,
+        metrics=metrics,
+        constraints={
+            k.removeprefix("constraint:"): float(v)
+            for k, v in row.items()
+            if k.startswith("constraint:")
+        },
+        fidelity=fidelity,
+        tokens=row.get("trained_tokens"),
+        train_seconds=row.get("train_seconds"),
+        seconds=row.get("seconds"),
+        duplicate_of=row.get("duplicate_of"),
+    )
+
+
+def load_saved(folder: Path) -> tuple[StudyData, dict[str, Any]]:
+    """The study data saved in a report folder, and ``study.json``."""
+    saved = json.loads((folder / "study.json").read_text())
+    objectives = [o["metric"] for o in saved["settings"]["objectives"]]
+    fidelity: dict[int, list[dict[str, Any]]] = {}
+    if (folder / "fidelity.csv").is_file():
+        for f in read_rows(folder / "fidelity.csv"):
+            fidelity.setdefault(int(f.pop("number")), []).append(f)
+    curves: dict[int, list[tuple[float, float | None]]] = {}
+    if (folder / "curves.csv").is_file():
+        for c in read_rows(folder / "curves.csv"):
+            curves.setdefault(int(c["number"]), []).append((c["tokens"], c.get("value")))
+    records = [
+        _record(row, objectives, fidelity.get(int(row["number"]), []))
+        for row in read_rows(folder / "trials.csv")
+    ]
+    return StudyData(saved["study"], saved["settings"], records, curves), saved
+
+
+def _read_importances(folder: Path) -> dict[str, dict[str, float]]:
+    path = folder / "importances.csv"
+    if not path.is_file():
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for row in read_rows(path):
+        param = str(row.pop("param"))
+        for m, v in row.items():
+            out.setdefault(m, {})[param] = float(v)
+    return out
+
+
+def copy_saved(src: Path, out: Path) -> None:
+    """The saved files of the report in ``src``, copied into ``out`` to draw it there."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SAVED:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, out / name, dirs_exist_ok=True)
+        elif (src / name).is_file():
+            shutil.copy2(src / name, out / name)
+
+
+# ---------------------------------------------------------------------------------------------
+# drawing: figures, families.csv and report.md from the saved files
+
+
+def draw_report(out: Path) -> dict[str, Any]:
+    """Every figure, ``families.csv`` and ``report.md`` of the report saved in ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
-    out.mkdir(parents=True, exist_ok=True)
-    data = StudyData(study)
-    files: dict[str, str] = {}
-    files["trials"] = str(_write_trials_csv(data, out / "trials.csv"))
+    data, saved = load_saved(out)
+    files: dict[str, str] = {"trials": str(out / "trials.csv")}
     front = data.front()
     files.update(_plot_pareto(data, front, out))
     hv = data.hypervolume_history()
@@ -123,13 +359,14 @@ def write_report(study: optuna.Study, out: Path, *, command: str = "") -> dict[s
         files["hypervolume"] = str(_plot_hv(hv, out / "hypervolume.png"))
     if any(r.fidelity for r in data.records):
         files["curves"] = str(_plot_curves(data, out / "curves.png"))
-    importances, why_not = _importances(data)
+    importances = _read_importances(out)
     if importances:
-        files["importances"] = str(_write_importances(importances, out))
+        files["importances"] = str(_plot_importances(importances, out))
     families = _families(data, front)
-    files["families"] = str(_write_rows(families, out / "families.csv"))
-    exported = _export_front(front, out / "pareto")
-    md = _markdown(data, front, hv, importances, why_not, families, exported, command)
+    files["families"] = str(_write_table(families, out / "families.csv"))
+    exported = [str(out / "pareto" / pareto_file(r)) for r in front]
+    why_not = str(saved.get("importances_not_computed", ""))
+    md = _markdown(data, front, hv, (importances, why_not), families, exported, saved["command"])
     (out / "report.md").write_text(md)
     files["report"] = str(out / "report.md")
     return {
@@ -145,35 +382,22 @@ def write_report(study: optuna.Study, out: Path, *, command: str = "") -> dict[s
     }
 
 
-def _write_trials_csv(data: StudyData, path: Path) -> Path:
-    rows = [r.row(data.objectives) for r in data.records]
-    return _write_rows(rows, path)
-
-
-def _write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
-    cols: list[str] = []
-    for row in rows:
-        cols += [k for k in row if k not in cols]
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols or ["empty"])
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
 def _axes_order(data: StudyData) -> list[int]:
     """Cost on x, quality on y when there is one of each; otherwise the file's order."""
     idx = list(range(len(data.objectives)))
-    quality = [i for i in idx if data.objectives[i] not in PROFILE_METRICS]
-    cost = [i for i in idx if data.objectives[i] in PROFILE_METRICS]
+    quality = [i for i in idx if not is_profiled(data.objectives[i])]
+    cost = [i for i in idx if is_profiled(data.objectives[i])]
     if len(idx) == 2 and len(quality) == 1 and len(cost) == 1:
         return [cost[0], quality[0]]
     return idx
 
 
 def _axis_label(data: StudyData, i: int) -> str:
+    """'flops_fwd (FLOP), lower is better': the registry's label and the better way."""
+    name = data.objectives[i]
+    m = _metric(name)
     better = "lower" if data.directions[i] == "minimize" else "higher"
-    return f"{data.objectives[i]} ({better} is better)"
+    return f"{m.label if m else name}, {better} is better"
 
 
 def _colours(labels: Sequence[str]) -> dict[str, Any]:
@@ -195,7 +419,8 @@ def _scale(ax: Any, data: StudyData, i: int, axis: str) -> None:
     vals = [r.values[data.objectives[i]] for r in data.complete()]
     vals += [r.metrics.get(data.objectives[i]) for r in data.records if r.metrics]
     vals = [v for v in vals if isinstance(v, (int, float)) and v > 0]
-    if data.objectives[i] in _LOG_METRICS and vals and max(vals) / min(vals) > 10:
+    m = _metric(data.objectives[i])
+    if m is not None and m.log and vals and max(vals) / min(vals) > 10:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
@@ -260,11 +485,11 @@ def _scatter(
             ax.scatter(*xyz, s=90, facecolors="none", edgecolors="black", linewidths=1.2, label=lab)
     # trials stopped by successive halving: their quality at the last rung reached
     if not three_d and len(names) == 2:
-        qual = [m for m in names if m not in PROFILE_METRICS]
+        qual = [m for m in names if not is_profiled(m)]
         if len(qual) == 1:
             for r in data.records:
                 v = _stopped_value(r, qual[0])
-                cost = [m for m in names if m in PROFILE_METRICS]
+                cost = [m for m in names if is_profiled(m)]
                 if v is None or not cost or cost[0] not in r.metrics:
                     continue
                 point = {qual[0]: v, cost[0]: r.metrics[cost[0]]}
@@ -324,13 +549,12 @@ def _plot_curves(data: StudyData, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
     colour = _colours([r.label for r in data.records])
     seen: set[str] = set()
-    metric = next((m for m in data.objectives if m not in PROFILE_METRICS), None)
-    for t in data.study.get_trials(deepcopy=False):
-        curve = t.user_attrs.get("curve") or []
+    metric = next((m for m in data.objectives if not is_profiled(m)), None)
+    for number, curve in data.curves.items():
         pts = [(x, y) for x, y in curve if x > 0 and y is not None]
         if not pts:
             continue
-        r = data.records[t.number]
+        r = data.records[number]
         lab = r.label if r.label not in seen else None
         seen.add(r.label)
         style = "-" if r.outcome == "complete" else ":"
@@ -347,35 +571,10 @@ def _plot_curves(data: StudyData, path: Path) -> Path:
     return path
 
 
-def _importances(data: StudyData) -> tuple[dict[str, dict[str, float]], str]:
-    import optuna
-
-    done = data.complete()
-    if len(done) < 3:
-        return {}, f"needs at least 3 complete trials (the study has {len(done)})"
-    out: dict[str, dict[str, float]] = {}
-    why = ""
-    for i, (m, d) in enumerate(zip(data.objectives, data.directions, strict=True)):
-        sign = 1.0 if d == "minimize" else -1.0
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                imp = optuna.importance.get_param_importances(
-                    data.study, target=lambda t, i=i, sign=sign: sign * t.values[i]
-                )
-        except Exception as e:  # too few distinct values, one-valued parameters, ...
-            why = f"{m}: {type(e).__name__}: {e}"
-            continue
-        out[m] = {k: float(v) for k, v in imp.items()}
-    return out, why
-
-
-def _write_importances(imp: dict[str, dict[str, float]], out: Path) -> Path:
+def _plot_importances(imp: dict[str, dict[str, float]], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     params = sorted({p for d in imp.values() for p in d})
-    rows = [{"param": p, **{m: d.get(p) for m, d in imp.items()}} for p in params]
-    _write_rows(rows, out / "importances.csv")
     fig, axes = plt.subplots(1, len(imp), figsize=(5.5 * len(imp), 0.4 * len(params) + 1.8))
     axes = axes if len(imp) > 1 else [axes]
     for ax, (m, d) in zip(axes, imp.items(), strict=True):
@@ -403,57 +602,25 @@ def _families(data: StudyData, front: list[TrialRecord]) -> list[dict[str, Any]]
     return rows
 
 
-def _export_front(front: list[TrialRecord], folder: Path) -> list[str]:
-    from archsearch.model.config import dump_model_config, model_config_from_dict
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("trial-*.yaml"):
-        old.unlink()
-    files = []
-    for r in front:
-        cfg = model_config_from_dict(r.model)
-        path = folder / f"trial-{r.number:04d}-{r.label.replace('/', '-').replace('+', '-')}.yaml"
-        head = (
-            f"# Pareto-optimal trial {r.number} ({r.label}): "
-            + ", ".join(f"{k} = {_fmt(v)}" for k, v in r.values.items())
-            + "\n"
-        )
-        path.write_text(head + dump_model_config(cfg))
-        files.append(str(path))
-    return files
+def _budget(train: dict[str, Any]) -> str:
+    for k in ("budget_tokens", "budget_steps", "budget_seconds"):
+        v = train.get(k)
+        if v:
+            return f"{k.removeprefix('budget_')} {v:,}" if isinstance(v, int) else f"{k} {v}"
+    return "?"
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.4e}"
-    return str(v)
-
-
-def _markdown(
-    data: StudyData,
-    front: list[TrialRecord],
-    hv: list[float],
-    imp: dict[str, dict[str, float]],
-    why_not: str,
-    families: list[dict[str, Any]],
-    exported: list[str],
-    command: str,
-) -> str:
+def _summary(data: StudyData, hv: list[float], command: str) -> list[str]:
+    """The search's settings and outcome counts, and the command that made the report."""
     s = data.settings
     counts: dict[str, int] = {}
     for r in data.records:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     objs = ", ".join(f"{m} ({d})" for m, d in zip(data.objectives, data.directions, strict=True))
-    cons = ", ".join(f"{c['metric']} <= {_fmt(c['max'])}" for c in s.get("constraints", []))
-    train = s.get("train", {})
-    budget = next(
-        (
-            f"{k.removeprefix('budget_')} {_fmt(train[k])}"
-            for k in ("budget_tokens", "budget_steps", "budget_seconds")
-            if train.get(k)
-        ),
-        "?",
+    cons = ", ".join(
+        f"{c['metric']} <= {format_value(c['metric'], c['max'])}" for c in s.get("constraints", [])
     )
+    train = s.get("train", {})
     hvg = s.get("halving", {})
     md = [
         f"# Search report: {data.name}",
@@ -464,8 +631,9 @@ def _markdown(
         f"- profile: {s['profile'].get('name')} ({s['profile'].get('device')}, "
         f"{s['profile'].get('dtype')})",
         f"- objectives: {objs}" + (f"; constraints: {cons}" if cons else ""),
-        f"- training: {budget} per trial, batch {train.get('batch_size')}, lr {train.get('lr')}; "
-        f"successive halving eta = {hvg.get('eta')}, {hvg.get('rungs')} rungs",
+        f"- training: {_budget(train)} per trial, batch {train.get('batch_size')}, "
+        f"lr {train.get('lr')}; successive halving eta = {hvg.get('eta')}, "
+        f"{hvg.get('rungs')} rungs",
         f"- trials: {len(data.records)} ("
         + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         + ")",
@@ -474,52 +642,76 @@ def _markdown(
     ]
     if command:
         md += ["Made by:", "", f"    {command}", ""]
-    md += ["## Pareto front", ""]
+    return md
+
+
+def _front_section(data: StudyData, front: list[TrialRecord], exported: list[str]) -> list[str]:
+    md = ["## Pareto front", ""]
     if len(data.objectives) >= 2:
         md += ["![Pareto front](pareto.png)", ""]
     if len(data.objectives) == 3:
         md += ["![pairwise projections](pareto_pairs.png)", ""]
-    if front:
-        hdr = ["trial", "family", *data.objectives, "params", "model file"]
-        md += ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
-        for r, f in zip(front, exported, strict=True):
-            cells = [str(r.number), r.label, *[_fmt(r.values[m]) for m in data.objectives]]
-            cells += [_fmt(r.metrics.get("params", "")), f"`pareto/{Path(f).name}`"]
-            md.append("| " + " | ".join(cells) + " |")
-        md += [
-            "",
-            "Each model file works as it is: `archsearch build FILE`, `archsearch profile FILE`, "
-            "`archsearch train FILE`.",
-            "",
-        ]
-    else:
-        md += ["No feasible trial has finished its full budget yet.", ""]
-    md += ["## Families", ""]
+    if not front:
+        return [*md, "No feasible trial has finished its full budget yet.", ""]
+    hdr = ["trial", "family", *data.objectives, "params", "model file"]
+    md += ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for r, f in zip(front, exported, strict=True):
+        cells = [str(r.number), r.label]
+        cells += [format_value(m, r.values[m]) for m in data.objectives]
+        cells += [format_value("params", r.metrics.get("params")), f"`pareto/{Path(f).name}`"]
+        md.append("| " + " | ".join(cells) + " |")
+    return [
+        *md,
+        "",
+        "Each model file works as it is: `archsearch build FILE`, `archsearch profile FILE`, "
+        "`archsearch train FILE`.",
+        "",
+    ]
+
+
+def _families_section(families: list[dict[str, Any]]) -> list[str]:
+    md = ["## Families", ""]
     keys = list(families[0]) if families else []
     if keys:
         md += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         for row in families:
-            md.append(
-                "| " + " | ".join(_fmt(row[k]) if row[k] is not None else "-" for k in keys) + " |"
-            )
+            cells = [format_value(k.removeprefix("best_"), row[k]) for k in keys]
+            md.append("| " + " | ".join(cells) + " |")
         md.append("")
-    md += ["## Successive halving", ""]
+    return md
+
+
+def _halving_section(data: StudyData) -> list[str]:
+    md = ["## Successive halving", ""]
     rungs = _rung_table(data)
-    if rungs:
-        md += [
-            "| rung | tokens | trials reached | went on | stopped there |",
-            "|---|---|---|---|---|",
-        ]
-        for row in rungs:
-            last = row["promoted"] == row["stopped"] == 0
-            went_on = "(full budget)" if last else row["promoted"]
-            md.append(
-                f"| {row['rung']} | {row['tokens']:,} | {row['reached']} | {went_on} | "
-                f"{row['stopped']} |"
-            )
-        md += ["", "![learning curves](curves.png)", ""]
-    else:
-        md += ["No trial was trained (or halving was off).", ""]
+    if not rungs:
+        return [*md, "No trial was trained (or halving was off).", ""]
+    md += [
+        "| rung | tokens | trials reached | went on | stopped there |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rungs:
+        last = row["promoted"] == row["stopped"] == 0
+        went_on = "(full budget)" if last else row["promoted"]
+        md.append(
+            f"| {row['rung']} | {row['tokens']:,} | {row['reached']} | {went_on} | "
+            f"{row['stopped']} |"
+        )
+    return [*md, "", "![learning curves](curves.png)", ""]
+
+
+def _markdown(
+    data: StudyData,
+    front: list[TrialRecord],
+    hv: list[float],
+    importances: tuple[dict[str, dict[str, float]], str],
+    families: list[dict[str, Any]],
+    exported: list[str],
+    command: str,
+) -> str:
+    imp, why_not = importances
+    md = _summary(data, hv, command) + _front_section(data, front, exported)
+    md += _families_section(families) + _halving_section(data)
     md += ["## Hypervolume", ""]
     if data.complete(feasible=True):
         md += ["![hypervolume history](hypervolume.png)", ""]
@@ -537,7 +729,8 @@ def _markdown(
         "## Files",
         "",
         "`trials.csv` (every trial, with its outcome and reason), `families.csv`, "
-        "`importances.csv`, `pareto/`.",
+        "`importances.csv`, `pareto/`; `curves.csv`, `fidelity.csv` and `study.json` keep what "
+        "the figures are drawn from (`archsearch report` on this folder draws them again).",
         "",
     ]
     return "\n".join(md)

@@ -29,9 +29,9 @@ A space file::
       # mix: hybrid also takes softmax_layers: <leaf> and placement: <leaf over first, last,
       # middle, interleave>; mixer must then name softmax and exactly one other kind
     objectives:                           # 1-3; a quality metric of the task, or a profiled one
-      - {metric: bits_per_byte, direction: minimize}
+      - {metric: bits_per_byte, direction: minimize}   # direction: optional, the metric's own
       - {metric: flops_fwd, direction: minimize}
-    constraints:                          # feasible iff metric <= max (trial.set_constraint)
+    constraints:                          # feasible iff metric <= max (smaller-is-better metrics)
       - {metric: params, max: 2000000}
     task: {name: lm, options: {eval_tokens: 8192}}
     train: {budget_tokens: 200000, batch_size: 8}
@@ -47,6 +47,9 @@ exactly by ``sample(optuna.trial.FixedTrial(trial.params), space)``. A combinati
 rejects (``d_model`` not divisible by ``n_heads``, a segment that does not divide T, ...) raises
 :class:`~archsearch.errors.ConfigError` from :func:`sample`: the search records it as infeasible
 before any training.
+
+Metric names, units and directions come from the registry (:mod:`archsearch.metrics`; the
+catalogue is in docs/search.md, "Metrics"); the file format is in docs/search.md, "Spaces".
 """
 
 from __future__ import annotations
@@ -58,26 +61,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from archsearch.errors import ConfigError
+from archsearch.metrics import all_metrics, get_metric
+from archsearch.mixers import get_mixer, list_mixers
+from archsearch.model.config import ModelConfig, model_config_from_dict
+from archsearch.model.families import get_family, list_families
+from archsearch.model.hybrid import softmax_positions
 from archsearch.yamlio import LineMap, line_of, load_yaml, parse_yaml
 
 SCHEMA_VERSION = 1
 MIXES = ("uniform", "per_layer", "hybrid")
 HYBRID_PLACEMENTS = ("first", "last", "middle", "interleave")
-#: profiled metrics an objective or constraint may name (besides the task's quality metrics)
-PROFILE_METRICS = {
-    "params": "total parameters",
-    "flops_fwd": "analytic forward FLOPs of one window of seq_len (exact, unmasked pairs)",
-    "flops_train": "training FLOPs of one window (3 x forward)",
-    "peak_memory_gib": "estimated training-step peak memory at the profile's batch and dtype",
-    "latency_ms": "measured forward latency, median (the profile's device and dtype)",
-    "decode_state_bytes": "decode state after seq_len tokens (KV cache or equivalent)",
-}
-QUALITY_METRICS = {
-    "bits_per_byte": "lm: held-out bits per byte",
-    "perplexity": "lm: held-out perplexity per byte",
-    "accuracy": "mqar, scifar: held-out accuracy",
-    "loss": "any task: held-out loss (nats)",
-}
 _TOP_KEYS = (
     "version",
     "name",
@@ -209,8 +202,6 @@ def sample(trial: Any, space: SearchSpace) -> dict[str, Any]:
             kind = _choose(trial, f"layers.{i}.mixer", kinds)
             layers.append(mixer_block(kind, f"layers.{i}.mixer"))
     else:
-        from archsearch.model.hybrid import softmax_positions
-
         k = int(suggest(space.softmax_layers, trial, "hybrid.softmax_layers", T))
         placement = suggest(space.placement, trial, "hybrid.placement", T)
         soft = mixer_block("softmax", "mixer")
@@ -231,8 +222,6 @@ def _choose(trial: Any, name: str, options: list[str]) -> str:
 
 def build_config(trial: Any, space: SearchSpace) -> Any:
     """The validated :class:`ModelConfig` of a trial, checked at ``space.seq_len``."""
-    from archsearch.model.config import model_config_from_dict
-
     data = sample(trial, space)
     cfg = model_config_from_dict(data)
     cfg.check_seq_len(space.seq_len)
@@ -330,34 +319,9 @@ def space_from_data(
     data: Any, *, source: str = "<string>", lines: LineMap | None = None
 ) -> SearchSpace:
     """Validate a space's data; every error names the file, the line and the field."""
-    from archsearch.mixers import get_mixer, list_mixers
-    from archsearch.model.config import ModelConfig
-    from archsearch.model.families import get_family, list_families
-
     ctx = _Ctx(source, lines or {})
-    if not isinstance(data, dict) or not data:
-        raise ctx.error(
-            (), data, "a mapping with version, seq_len, params/family/layers, objectives"
-        )
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise ctx.error((key,), data[key], "one of " + ", ".join(_TOP_KEYS))
-    if data.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise ctx.error(("version",), data.get("version"), f"{SCHEMA_VERSION}")
-    seq_len = data.get("seq_len")
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-        raise ctx.error(("seq_len",), seq_len, "an integer >= 1 (the window T every trial uses)")
-
-    model_fields = [f for f in _fields_of(ModelConfig) if f not in ("layers", "family", "name")]
-    fixed = data.get("fixed") or {}
-    if not isinstance(fixed, dict):
-        raise ctx.error(("fixed",), fixed, "a mapping of model fields to values")
-    for key, value in fixed.items():
-        if key not in model_fields:
-            raise ctx.error(("fixed", key), value, "a model field: " + ", ".join(model_fields))
-        if not isinstance(value, _SCALARS):
-            raise ctx.error(("fixed", key), value, "a scalar")
-
+    seq_len = _top_level(ctx, data)
+    fixed, model_fields = _fixed(ctx, data.get("fixed") or {})
     params_data = data.get("params") or {}
     params = _subspace(
         ctx, ("params",), params_data, [*model_fields, "n_layers", "mlp_ratio"], "the model"
@@ -366,63 +330,8 @@ def space_from_data(
     mlp_ratio = params.pop("mlp_ratio", 4.0)
     if "d_model" not in params and "d_model" not in fixed:
         raise ctx.error(("params", "d_model"), None, "d_model in params or fixed (required)")
-
-    fam_data = data.get("family", {"decoder": {}})
-    if isinstance(fam_data, str):
-        fam_data = {fam_data: {}}
-    if not isinstance(fam_data, dict) or not fam_data:
-        raise ctx.error(("family",), fam_data, "a mapping of family names to their sub-spaces")
-    families = {}
-    for kind, sub in fam_data.items():
-        if kind not in list_families():
-            raise ctx.error(("family", kind), sub, "a family: " + ", ".join(list_families()))
-        families[kind] = _subspace(
-            ctx, ("family", kind), sub, _fields_of(get_family(kind).Config), f"family {kind}"
-        )
-
-    layers = data.get("layers")
-    if not isinstance(layers, dict):
-        raise ctx.error(("layers",), layers, "a mapping with mix and mixer")
-    for key in layers:
-        if key not in ("mix", "mixer", "softmax_layers", "placement"):
-            raise ctx.error(
-                ("layers", key), layers[key], "one of mix, mixer, softmax_layers, placement"
-            )
-    mix = layers.get("mix", "uniform")
-    if mix not in MIXES:
-        raise ctx.error(("layers", "mix"), mix, "one of " + ", ".join(MIXES))
-    mixer_data = layers.get("mixer")
-    if not isinstance(mixer_data, dict) or not mixer_data:
-        raise ctx.error(("layers", "mixer"), mixer_data, "a mapping of mixer kinds to sub-spaces")
-    mixers = {}
-    for kind, sub in mixer_data.items():
-        if kind not in list_mixers():
-            raise ctx.error(("layers", "mixer", kind), sub, "a mixer: " + ", ".join(list_mixers()))
-        mixers[kind] = _subspace(
-            ctx, ("layers", "mixer", kind), sub, _fields_of(get_mixer(kind).Config), f"mixer {kind}"
-        )
-    softmax_layers: Leaf = 1
-    placement: Leaf = "interleave"
-    if mix == "hybrid":
-        if "softmax" not in mixers or len(mixers) != 2:
-            raise ctx.error(
-                ("layers", "mixer"),
-                list(mixers),
-                "softmax and exactly one other mixer kind (mix: hybrid)",
-            )
-        softmax_layers = _leaf(ctx, ("layers", "softmax_layers"), layers.get("softmax_layers", 1))
-        placement = _leaf(ctx, ("layers", "placement"), layers.get("placement", "interleave"))
-        values = placement.choices if isinstance(placement, Dist) else (placement,)
-        bad = [p for p in values if p not in HYBRID_PLACEMENTS]
-        if bad:
-            raise ctx.error(
-                ("layers", "placement"), bad[0], "one of " + ", ".join(HYBRID_PLACEMENTS)
-            )
-    else:
-        for key in ("softmax_layers", "placement"):
-            if key in layers:
-                raise ctx.error(("layers", key), layers[key], "only with mix: hybrid")
-
+    families = _families(ctx, data.get("family", {"decoder": {}}))
+    mix, mixers, softmax_layers, placement = _layers(ctx, data.get("layers"))
     objectives = _objectives(ctx, data.get("objectives"))
     constraints = _constraints(ctx, data.get("constraints"))
     for key in ("task", "train"):
@@ -450,41 +359,142 @@ def space_from_data(
     )
 
 
+def _top_level(ctx: _Ctx, data: Any) -> int:
+    """Check the top-level keys and the version; returns ``seq_len``."""
+    if not isinstance(data, dict) or not data:
+        raise ctx.error(
+            (), data, "a mapping with version, seq_len, params/family/layers, objectives"
+        )
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ctx.error((key,), data[key], "one of " + ", ".join(_TOP_KEYS))
+    if data.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise ctx.error(("version",), data.get("version"), f"{SCHEMA_VERSION}")
+    seq_len = data.get("seq_len")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ctx.error(("seq_len",), seq_len, "an integer >= 1 (the window T every trial uses)")
+    return seq_len
+
+
+def _fixed(ctx: _Ctx, fixed: Any) -> tuple[dict[str, Any], list[str]]:
+    """The fixed model fields, and the names of every settable model field."""
+    model_fields = [f for f in _fields_of(ModelConfig) if f not in ("layers", "family", "name")]
+    if not isinstance(fixed, dict):
+        raise ctx.error(("fixed",), fixed, "a mapping of model fields to values")
+    for key, value in fixed.items():
+        if key not in model_fields:
+            raise ctx.error(("fixed", key), value, "a model field: " + ", ".join(model_fields))
+        if not isinstance(value, _SCALARS):
+            raise ctx.error(("fixed", key), value, "a scalar")
+    return fixed, model_fields
+
+
+def _families(ctx: _Ctx, fam_data: Any) -> dict[str, dict[str, Leaf]]:
+    if isinstance(fam_data, str):
+        fam_data = {fam_data: {}}
+    if not isinstance(fam_data, dict) or not fam_data:
+        raise ctx.error(("family",), fam_data, "a mapping of family names to their sub-spaces")
+    families = {}
+    for kind, sub in fam_data.items():
+        if kind not in list_families():
+            raise ctx.error(("family", kind), sub, "a family: " + ", ".join(list_families()))
+        families[kind] = _subspace(
+            ctx, ("family", kind), sub, _fields_of(get_family(kind).Config), f"family {kind}"
+        )
+    return families
+
+
+def _layers(ctx: _Ctx, layers: Any) -> tuple[str, dict[str, dict[str, Leaf]], Leaf, Leaf]:
+    """``layers:``: (mix, mixer sub-spaces, softmax_layers, placement)."""
+    if not isinstance(layers, dict):
+        raise ctx.error(("layers",), layers, "a mapping with mix and mixer")
+    for key in layers:
+        if key not in ("mix", "mixer", "softmax_layers", "placement"):
+            raise ctx.error(
+                ("layers", key), layers[key], "one of mix, mixer, softmax_layers, placement"
+            )
+    mix = layers.get("mix", "uniform")
+    if mix not in MIXES:
+        raise ctx.error(("layers", "mix"), mix, "one of " + ", ".join(MIXES))
+    mixer_data = layers.get("mixer")
+    if not isinstance(mixer_data, dict) or not mixer_data:
+        raise ctx.error(("layers", "mixer"), mixer_data, "a mapping of mixer kinds to sub-spaces")
+    mixers = {}
+    for kind, sub in mixer_data.items():
+        if kind not in list_mixers():
+            raise ctx.error(("layers", "mixer", kind), sub, "a mixer: " + ", ".join(list_mixers()))
+        mixers[kind] = _subspace(
+            ctx, ("layers", "mixer", kind), sub, _fields_of(get_mixer(kind).Config), f"mixer {kind}"
+        )
+    if mix != "hybrid":
+        for key in ("softmax_layers", "placement"):
+            if key in layers:
+                raise ctx.error(("layers", key), layers[key], "only with mix: hybrid")
+        return mix, mixers, 1, "interleave"
+    if "softmax" not in mixers or len(mixers) != 2:
+        raise ctx.error(
+            ("layers", "mixer"),
+            list(mixers),
+            "softmax and exactly one other mixer kind (mix: hybrid)",
+        )
+    softmax_layers = _leaf(ctx, ("layers", "softmax_layers"), layers.get("softmax_layers", 1))
+    placement = _leaf(ctx, ("layers", "placement"), layers.get("placement", "interleave"))
+    values = placement.choices if isinstance(placement, Dist) else (placement,)
+    bad = [p for p in values if p not in HYBRID_PLACEMENTS]
+    if bad:
+        raise ctx.error(("layers", "placement"), bad[0], "one of " + ", ".join(HYBRID_PLACEMENTS))
+    return mix, mixers, softmax_layers, placement
+
+
 def _metric_ok(ctx: _Ctx, path: tuple[Any, ...], metric: Any) -> str:
-    known = {**QUALITY_METRICS, **PROFILE_METRICS}
-    if metric not in known:
-        raise ctx.error(path, metric, "one of " + ", ".join(known))
-    return str(metric)
+    """A registered metric's name (:mod:`archsearch.metrics`); a located error otherwise."""
+    try:
+        return get_metric(metric, ".".join(map(str, path))).name
+    except ConfigError as e:
+        raise ctx.error(path, metric, e.allowed) from None
 
 
 def _objectives(ctx: _Ctx, data: Any) -> tuple[Objective, ...]:
+    """1 to 3 objectives; each goes the way its metric is better (the direction may be left out)."""
     if not isinstance(data, list) or not 1 <= len(data) <= 3:
         raise ctx.error(("objectives",), data, "a list of 1 to 3 {metric, direction} entries")
     out = []
     for i, item in enumerate(data):
-        if not isinstance(item, dict) or set(item) != {"metric", "direction"}:
+        if not isinstance(item, dict) or not {"metric"} <= set(item) <= {"metric", "direction"}:
             raise ctx.error(("objectives", i), item, "{metric: NAME, direction: minimize|maximize}")
-        metric = _metric_ok(ctx, ("objectives", i, "metric"), item["metric"])
-        if item["direction"] not in ("minimize", "maximize"):
+        metric = get_metric(_metric_ok(ctx, ("objectives", i, "metric"), item["metric"]))
+        direction = item.get("direction", metric.direction)
+        if direction != metric.direction:
+            better = "smaller" if metric.direction == "minimize" else "larger"
             raise ctx.error(
-                ("objectives", i, "direction"), item["direction"], "minimize or maximize"
+                ("objectives", i, "direction"),
+                direction,
+                f"{metric.direction} ({metric.name}: {better} is better)",
             )
-        out.append(Objective(metric, item["direction"]))
+        out.append(Objective(metric.name, metric.direction))
     if len({o.metric for o in out}) != len(out):
         raise ctx.error(("objectives",), [o.metric for o in out], "distinct metrics")
     return tuple(out)
 
 
 def _constraints(ctx: _Ctx, data: Any) -> tuple[Constraint, ...]:
+    """Upper bounds, so only on metrics where smaller is better."""
     if data is None:
         return ()
     if not isinstance(data, list):
         raise ctx.error(("constraints",), data, "a list of {metric, max} entries")
+    bounded = [m.name for m in all_metrics().values() if m.direction == "minimize"]
     out = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or set(item) != {"metric", "max"}:
             raise ctx.error(("constraints", i), item, "{metric: NAME, max: NUMBER}")
         metric = _metric_ok(ctx, ("constraints", i, "metric"), item["metric"])
+        if metric not in bounded:
+            raise ctx.error(
+                ("constraints", i, "metric"),
+                metric,
+                "a metric where smaller is better (max is an upper bound): " + ", ".join(bounded),
+            )
         bound = item["max"]
         if isinstance(bound, bool) or not isinstance(bound, (int, float)):
             raise ctx.error(("constraints", i, "max"), bound, "a number")

@@ -83,11 +83,11 @@ def test_scale_writes_the_report_and_skips_invalid_lengths(
     assert "skipped" in r.output and "ecp96" in r.output
     soft = {int(r["seq_len"]): r for r in rows if r["variant"] == "soft"}
     # timed up to latency_max_seq_len, then recorded as not timed
-    assert float(soft[512]["fwd_ms_median"]) > 0 and float(soft[256]["train_ms_median"]) > 0
+    assert float(soft[512]["latency_ms"]) > 0 and float(soft[256]["train_ms_median"]) > 0
     assert soft[1024]["latency_status"].startswith("not timed: T > latency_max_seq_len")
-    assert soft[2048]["fwd_ms_median"] == ""
+    assert soft[2048]["latency_ms"] == ""
     # decoding is timed for decodable variants
-    assert float(soft[256]["decode_ms_median"]) > 0
+    assert float(soft[256]["decode_ms"]) > 0
     for r_ in rows:
         if r_["status"] == "ok":
             assert r_["flops_counters_agree"] == "True"
@@ -101,6 +101,50 @@ def test_scale_writes_the_report_and_skips_invalid_lengths(
     env = json.loads((out / "env.json").read_text())
     assert env["environment"]["torch"] and "git_sha" in env["environment"]
     assert env["profile"]["repeats"] == 2
+    # one name per quantity: the registry's, in its unit (GiB of a whole number of bytes)
+    gib = float(soft[256]["peak_memory_gib"])
+    assert gib > 0 and (gib * 2**30).is_integer()
+    assert "flops_fwd_exact" not in rows[0] and int(soft[256]["flops_fwd"]) > 0
+
+
+def test_replot_redraws_the_report_from_its_csv_alone(
+    tmp_path: Path, models: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "report"
+    args = ["scale", *map(str, models[:2]), "-L", "128,256,512", "--metrics", "flops,memory"]
+    r = runner.invoke(app, [*args, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    for f in out.glob("*.png"):
+        f.unlink()
+    (out / "summary.md").unlink()
+
+    def no_model(*a: object, **k: object) -> None:
+        raise AssertionError("a replot built a model")
+
+    import archsearch.model.transformer as transformer
+    import archsearch.profiling.runner as runner_mod
+
+    monkeypatch.setattr(transformer.LanguageModel, "__init__", no_model)
+    monkeypatch.setattr(runner_mod, "profile_point", no_model)
+    r = runner.invoke(app, ["scale", "--replot", str(out)])
+    assert r.exit_code == 0, r.output
+    after = {f.name: f.read_bytes() for f in out.iterdir()}
+    assert after == before  # plots, exponents.csv and summary.md drawn again, byte for byte
+    assert "flops.png" in after and "memory.png" in after
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["scale", "--replot", "no/such/folder"], "--replot: got 'no/such/folder'"),
+        (["scale"], "MODELS"),
+    ],
+)
+def test_scale_bad_replot_is_one_line_exit_2(args: list[str], needle: str) -> None:
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert needle in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_scale_refuses_to_overwrite_a_report(tmp_path: Path, models: list[Path]) -> None:

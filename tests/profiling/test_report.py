@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from archsearch.profiling.report import fit_exponents, pivot_table, write_csv
+from archsearch.profiling.report import fit_exponents, pivot_table, read_points, write_csv
 from archsearch.profiling.runner import Point, upper_fit_points
 
 LENGTHS = [2**k for k in range(10, 21)]
@@ -68,3 +68,22 @@ def test_pivot_marks_invalid_lengths() -> None:
     lines = pivot_table(pts, ["a", "b"], "flops_mixing_fcm")
     assert lines[0] == "| T | a | b |"
     assert lines[2].startswith("| 1,024 | 1.02 k | invalid |")
+
+
+def test_scaling_csv_reads_back_as_written(tmp_path: Path) -> None:
+    row = {
+        "variant": "a",
+        "seq_len": 1024,
+        "status": "ok",
+        "params": 123,
+        "flops_counters_agree": True,
+        "peak_memory_gib": 476446880 / 2**30,
+        "latency_ms": 232.49213,
+    }
+    write_csv([Point("a", 1024, "ok", row)], tmp_path / "s.csv")
+    (pt,) = read_points(tmp_path / "s.csv")
+    assert pt.variant == "a" and pt.seq_len == 1024 and pt.status == "ok"
+    # GiB keep every digit, so the bytes come back exactly; other floats keep 6 digits
+    assert pt.row["peak_memory_gib"] * 2**30 == 476446880
+    assert pt.row["latency_ms"] == 232.492 and pt.row["flops_counters_agree"] is True
+    assert pt.row["params"] == 123

@@ -19,9 +19,9 @@ ANALYTIC = [
     "params",
     "params_non_embedding",
     "flop_exponent_theory",
-    "flops_fwd_exact",
+    "flops_fwd",
     "flops_fwd_dense",
-    "flops_train_exact",
+    "flops_train",
     "decode_state_numbers",
 ]
 COUNTED = [
@@ -56,7 +56,7 @@ def test_reference_covers_every_family_and_1k_to_1m() -> None:
     assert {int(r["seq_len"]) for r in rows} == {2**k for k in range(10, 21)}
     assert all(r["status"] == "ok" and r["flops_counters_agree"] == "True" for r in rows)
     # CPU latency at the short lengths only
-    timed = {int(r["seq_len"]) for r in rows if r["fwd_ms_median"]}
+    timed = {int(r["seq_len"]) for r in rows if r["latency_ms"]}
     assert timed == {1024, 2048}
 
 

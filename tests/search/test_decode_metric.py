@@ -10,7 +10,6 @@ from __future__ import annotations
 import optuna
 import pytest
 
-import archsearch.search.space as space_mod
 from archsearch.profiling.profiles import Profile
 from archsearch.search.loop import Search
 from archsearch.search.results import FINISHED
@@ -45,16 +44,6 @@ train: {budget_tokens: 2048, batch_size: 4, evals: 1, halving: {rungs: 1}}
 """
 
 
-@pytest.fixture
-def decode_ms_in_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until search/space.py validates metric names against the registry, let it accept
-    ``decode_ms`` (a no-op once it does)."""
-    known = getattr(space_mod, "PROFILE_METRICS", None)
-    if isinstance(known, dict) and "decode_ms" not in known:
-        monkeypatch.setitem(known, "decode_ms", "per-token decode latency, median")
-
-
-@pytest.mark.usefixtures("decode_ms_in_spaces")
 def test_decode_ms_objective_and_constraint_end_to_end(tmp_path):
     space = parse_space(SPACE, source=str(tmp_path / "tinydecode.yaml"))
     settings = settings_from(space, profile=Profile(warmup=1, repeats=3, threads=1))

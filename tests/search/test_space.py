@@ -192,6 +192,14 @@ def test_an_invalid_combination_is_a_config_error_before_any_training() -> None:
             ":13: objectives.0.direction: got 'lower'",
         ),
         (
+            ("metric: flops_fwd, direction: minimize", "metric: flops_fwd, direction: maximize"),
+            ":14: objectives.1.direction: got 'maximize'; allowed: minimize (flops_fwd: smaller",
+        ),
+        (
+            ("objectives:\n", "constraints: [{metric: accuracy, max: 0.5}]\nobjectives:\n"),
+            ":12: constraints.0.metric: got 'accuracy'; allowed: a metric where smaller is better",
+        ),
+        (
             ("  mix: uniform\n", "  mix: uniform\n  placement: first\n"),
             ":9: layers.placement: got 'first'; allowed: only with mix: hybrid",
         ),
@@ -231,3 +239,25 @@ def test_empty_malformed_and_contradictory_spaces(tmp_path: Path) -> None:
         match="contra.yaml: space: got '.*'; allowed: a space with at least one buildable model",
     ):
         check_buildable(contradictory, tries=16)
+
+
+def test_metric_names_and_directions_come_from_the_registry() -> None:
+    from archsearch.metrics import all_metrics
+
+    # the direction may be left out: it is the metric's own
+    space = parse_space(
+        BASE.replace("{metric: flops_fwd, direction: minimize}", "{metric: flops_fwd}")
+    )
+    assert [(o.metric, o.direction) for o in space.objectives] == [
+        ("bits_per_byte", "minimize"),
+        ("flops_fwd", "minimize"),
+    ]
+    with pytest.raises(ConfigError) as e:
+        parse_space(BASE.replace("metric: flops_fwd", "metric: flops"))
+    assert e.value.allowed == "one of " + ", ".join(all_metrics())
+    # every registered metric can be an objective
+    for name, m in all_metrics().items():
+        text = BASE.replace("  - {metric: flops_fwd, direction: minimize}\n", "").replace(
+            "{metric: bits_per_byte, direction: minimize}", f"{{metric: {name}}}"
+        )
+        assert parse_space(text).objectives[0].direction == m.direction

@@ -166,7 +166,10 @@ def test_settings_errors_name_the_field(tmp_path):
     space = parse_space(TINY, source="tiny.yaml")
     with pytest.raises(ConfigError, match="tiny.yaml.*objectives.metric.*accuracy"):
         settings_from(
-            parse_space(TINY.replace("bits_per_byte", "accuracy"), source="tiny.yaml"),
+            parse_space(
+                TINY.replace("bits_per_byte, direction: minimize", "accuracy, direction: maximize"),
+                source="tiny.yaml",
+            ),
             profile=Profile(),
         )
     with pytest.raises(ConfigError, match="train.halving.eta"):
