@@ -20,6 +20,7 @@ from archsearch.cli import (
     worker,
 )
 from archsearch.cli._common import DEBUG
+from archsearch.cli._options import TaskHelpCommand
 
 app = typer.Typer(
     name="archsearch",
@@ -52,8 +53,8 @@ app.command("families")(families.families_cmd)
 app.command("mixers")(mixers.mixers_cmd)
 app.command("profile")(profile.profile_cmd)
 app.command("scale")(profile.scale_cmd)
-app.command("train", cls=train.TaskHelpCommand)(train.train_cmd)
-app.command("search")(search.search_cmd)
+app.command("train", cls=TaskHelpCommand)(train.train_cmd)
+app.command("search", cls=TaskHelpCommand)(search.search_cmd)
 app.command("report")(report.report_cmd)
 app.command("quickstart")(quickstart.quickstart_cmd)
 study_app = typer.Typer(help=worker.STUDY_HELP)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from typer.core import TyperCommand
+
 from archsearch.errors import ConfigError
 
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
@@ -41,3 +43,26 @@ def parse_task_options(items: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out
+
+
+def one_of(names: list[str] | tuple[str, ...]) -> str:
+    """('lm', 'mqar', 'scifar') -> 'lm, mqar or scifar'."""
+    return " or ".join(filter(None, (", ".join(names[:-1]), *names[-1:])))
+
+
+TASKS_PLACEHOLDER = "{tasks}"
+
+
+class TaskHelpCommand(TyperCommand):
+    """A command whose option help may name the registered tasks: ``{tasks}`` in a help text
+    becomes 'lm, mqar or scifar'. They are looked up only when the command's own help is shown
+    (that imports torch), so ``archsearch --help`` stays fast."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from archsearch.quality.tasks import task_names
+
+        for param in self.params:
+            text = getattr(param, "help", None)
+            if text and TASKS_PLACEHOLDER in text:
+                param.help = text.replace(TASKS_PLACEHOLDER, one_of(task_names()))
+        super().format_help(ctx, formatter)

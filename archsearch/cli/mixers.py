@@ -85,7 +85,7 @@ def mixers_cmd(
         "T: tokens, D: model width, W: window, G: group size, d: HSM shift, b: HSM base; "
         "[step]: incremental decoding implemented; a multiply-add = 2 FLOPs."
     )
-    from archsearch.cli.families import family_rows, print_family_table
+    from archsearch.cli._families import family_rows, print_family_table
 
     print_family_table(family_rows())
     typer.echo("T: window, N: latents, l: latents, h = T - l: context, D: width, Λ: layers.")

@@ -24,7 +24,7 @@ Trials = Annotated[
 ]
 Task = Annotated[
     str | None,
-    typer.Option("--task", help="Quality task: lm, mqar or scifar (default: the space's)."),
+    typer.Option("--task", help="Quality task: {tasks} (default: the space's)."),
 ]
 TaskOpts = Annotated[
     list[str] | None,

@@ -8,34 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperCommand
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, user_errors
-from archsearch.cli._options import parse_optional_count, parse_task_options
+from archsearch.cli._options import TASKS_PLACEHOLDER, parse_optional_count, parse_task_options
 from archsearch.errors import ConfigError
-
-
-def one_of(names: list[str] | tuple[str, ...]) -> str:
-    """('lm', 'mqar', 'scifar') -> 'lm, mqar or scifar'."""
-    return " or ".join(filter(None, (", ".join(names[:-1]), *names[-1:])))
-
-
-TASKS_PLACEHOLDER = "{tasks}"
-
-
-class TaskHelpCommand(TyperCommand):
-    """A command whose option help may name the registered tasks: ``{tasks}`` in a help text
-    becomes 'lm, mqar or scifar'. They are looked up only when the command's own help is shown
-    (that imports torch), so ``archsearch --help`` stays fast."""
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        from archsearch.quality.tasks import task_names
-
-        for param in self.params:
-            text = getattr(param, "help", None)
-            if text and TASKS_PLACEHOLDER in text:
-                param.help = text.replace(TASKS_PLACEHOLDER, one_of(task_names()))
-        super().format_help(ctx, formatter)
 
 
 @user_errors

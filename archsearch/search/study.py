@@ -26,7 +26,7 @@ from archsearch.dataconf import from_dict
 from archsearch.errors import ConfigError
 from archsearch.metrics import is_metric
 from archsearch.profiling.profiles import Profile
-from archsearch.quality.tasks import TASKS
+from archsearch.quality.tasks import get_task
 from archsearch.quality.train import TrainConfig
 from archsearch.search.halving import Halving
 from archsearch.search.objective import is_profiled
@@ -99,13 +99,14 @@ def settings_from(
 ) -> Settings:
     """Resolve the task, training recipe and halving of a search (all validated here)."""
     name = task or space.task.get("name") or "lm"
-    if name not in TASKS:
-        raise ConfigError("--task", name, "one of " + ", ".join(TASKS), source=space.source)
+    try:
+        tcls = get_task(name, field="--task")
+    except ConfigError as e:
+        raise e.located(source=space.source) from None
     options = dict(space.task.get("options") or {}) if name == space.task.get("name", name) else {}
     options.update(task_options or {})
-    if name == "lm" and options.get("eval_stride") is None:
-        # one stride for every model of the study (the decoder default): comparable numbers
-        options["eval_stride"] = max(1, space.seq_len // 2)
+    # the settings every model of the study must share (lm: one evaluation stride)
+    options = tcls.comparable_options(options, space.seq_len)
     _check_metrics(space, name)
     train_data = dict(space.train)
     halving_data = train_data.pop("halving", None) or {}
@@ -129,7 +130,7 @@ def settings_from(
 
 def _check_metrics(space: SearchSpace, task: str) -> None:
     """Every objective and constraint names a profiled metric or one the task reports."""
-    reported = TASKS[task].metrics
+    reported = get_task(task).metrics
     for what, items in (("objectives", space.objectives), ("constraints", space.constraints)):
         for item in items:
             m = item.metric
