@@ -50,7 +50,11 @@ def check_measurable(cfg: ModelConfig, names: Iterable[str]) -> None:
         what = f"family {cfg.family.kind}"
     else:
         kinds = sorted(
-            {b.mixer.kind for b in cfg.layers if not get_mixer(b.mixer.kind).supports_decode}
+            {
+                b.mixer.kind
+                for b in cfg.layers
+                if not get_mixer(b.mixer.kind).supports_decode_for(b.mixer)
+            }
         )
         what = "mixer " + ", ".join(kinds) if kinds else f"family {cfg.family.kind}"
     raise ConfigError(
