@@ -19,9 +19,9 @@ from archsearch.model.costs import model_cost
 from archsearch.model.families import get_family
 from archsearch.model.transformer import count_params
 from archsearch.profiling.flops import compare_flops
-from archsearch.profiling.memory import build_in_dtype, estimate_memory, measure_memory
+from archsearch.profiling.measure import time_model
+from archsearch.profiling.memory import estimate_memory, measure_memory
 from archsearch.profiling.profiles import Profile
-from archsearch.profiling.timing import measure_latency
 
 METRICS = ("flops", "memory", "latency")
 
@@ -293,27 +293,10 @@ def _latency(
 
     reason = _skip_reason(T, prof, budget, est, cost.training_dense)
     if reason is None:
-        torch.manual_seed(0)
-        model = None
         try:
-            model = build_in_dtype(cfg, prof.torch_dtype, prof.device)
-            lat = measure_latency(
-                model,
-                T,
-                batch=prof.batch_size,
-                device=prof.device,
-                dtype=prof.torch_dtype,
-                warmup=prof.warmup,
-                repeats=prof.repeats,
-                compile=prof.compile,
-                threads=prof.threads,
-            )
+            lat = time_model(cfg, T, prof)
         except torch.cuda.OutOfMemoryError:
             reason = "out of memory (CUDA)"
-        finally:
-            del model
-            if prof.device == "cuda":
-                torch.cuda.empty_cache()
     if reason is not None:
         if budget.stopped is None and not reason.startswith("not timed: T >"):
             # a length too slow or too big: every longer one is too
