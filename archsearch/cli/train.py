@@ -18,6 +18,11 @@ from archsearch.cli._options import (
 )
 from archsearch.errors import ConfigError
 
+FLOPS_HELP = (
+    "Training FLOPs (3e13, 30T, ...): equal compute; the model's exact training FLOPs per window "
+    "decide the steps. Not with --budget-tokens/--budget-steps."
+)
+
 
 @user_errors
 def train_cmd(
@@ -35,12 +40,7 @@ def train_cmd(
     budget_tokens: str | None = typer.Option(
         None, "--budget-tokens", help="Input tokens to train on (250k, 2m, ...)."
     ),
-    budget_flops: str | None = typer.Option(
-        None,
-        "--budget-flops",
-        help="Training FLOPs (3e13, 30T, ...): equal compute; the model's exact training FLOPs "
-        "per window decide the steps. Not with --budget-tokens/--budget-steps.",
-    ),
+    budget_flops: str | None = typer.Option(None, "--budget-flops", help=FLOPS_HELP),
     budget_steps: int | None = typer.Option(None, "--budget-steps", help="Optimizer steps."),
     budget_seconds: float | None = typer.Option(
         None, "--budget-seconds", help="Training seconds (evaluation not counted)."
@@ -81,15 +81,8 @@ def train_cmd(
     options = _task_options(task_opts, data=data, eval_stride=eval_stride)
     if seq_len is None and not getattr(TASKS.get(task), "sets_seq_len", False):
         seq_len = cfg_model.max_seq_len
-    flops = parse_flops(budget_flops, "--budget-flops")
-    if flops is not None and (budget_tokens is not None or budget_steps is not None):
-        raise ConfigError(
-            "--budget-flops", budget_flops, "either it or --budget-tokens/--budget-steps, not both"
-        )
     tcfg = TrainConfig(
-        budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
-        budget_steps=budget_steps,
-        budget_flops=flops,
+        **_budgets(budget_tokens, budget_steps, budget_flops),
         budget_seconds=budget_seconds,
         batch_size=batch_size,
         lr=lr,
@@ -108,6 +101,19 @@ def train_cmd(
     res = _run(run_training, cfg_model, the_task, tcfg, prof, name, quiet=as_json)
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _report(res, write_result(out, res, command=command), as_json=as_json)
+
+
+def _budgets(tokens: str | None, steps: int | None, flops: str | None) -> dict[str, Any]:
+    """The token, step and FLOPs budgets (a FLOPs budget goes with neither of the others)."""
+    if flops is not None and (tokens is not None or steps is not None):
+        raise ConfigError(
+            "--budget-flops", flops, "either it or --budget-tokens/--budget-steps, not both"
+        )
+    return {
+        "budget_tokens": parse_optional_count(tokens, "--budget-tokens"),
+        "budget_steps": steps,
+        "budget_flops": parse_flops(flops, "--budget-flops"),
+    }
 
 
 def _task_options(items: list[str], *, data: str | None, eval_stride: int | None) -> dict[str, Any]:
