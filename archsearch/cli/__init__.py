@@ -10,6 +10,7 @@ import typer
 from archsearch import __version__
 from archsearch.cli import (
     build,
+    compare,
     families,
     mixers,
     profile,
@@ -55,6 +56,7 @@ app.command("profile")(profile.profile_cmd)
 app.command("scale")(profile.scale_cmd)
 app.command("train", cls=TaskHelpCommand)(train.train_cmd)
 app.command("search", cls=TaskHelpCommand)(search.search_cmd)
+app.command("compare", cls=TaskHelpCommand)(compare.compare_cmd)
 app.command("report")(report.report_cmd)
 app.command("quickstart")(quickstart.quickstart_cmd)
 study_app = typer.Typer(help=worker.STUDY_HELP)

@@ -11,17 +11,36 @@ from archsearch.errors import ConfigError
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
 
 
-def parse_count(text: str, field: str) -> int:
-    """'250000', '250k', '2.5m', '1g' (powers of 1000) -> int."""
+_POWERS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+
+
+def _scaled(text: str) -> float:
+    """'2.5m' -> 2.5e6, '3e13' -> 3e13, '30T' -> 3e13 (powers of 1000); -1 when unreadable."""
     t = text.strip().lower().replace("_", "")
-    mult = {"k": 10**3, "m": 10**6, "g": 10**9}.get(t[-1:], 1)
+    mult = _POWERS.get(t[-1:], 1)
     try:
         value = float(t[:-1] if mult > 1 else t) * mult
     except ValueError:
-        value = -1
+        return -1.0
+    return value if value == value and value != float("inf") else -1.0
+
+
+def parse_count(text: str, field: str) -> int:
+    """'250000', '250k', '2.5m', '1g', '1e6' (powers of 1000) -> int."""
+    value = _scaled(text)
     if value < 1 or value != int(value):
-        raise ConfigError(field, text, "a positive integer, optionally with k, m or g (x1000)")
+        raise ConfigError(field, text, "a positive integer, optionally with k, m, g or t (x1000)")
     return int(value)
+
+
+def parse_flops(text: str | None, field: str) -> float | None:
+    """'3e13', '30T', '3.5e13', '300g' -> FLOPs as a float (None when the option was not given)."""
+    if text is None:
+        return None
+    value = _scaled(text)
+    if value <= 0:
+        raise ConfigError(field, text, "a positive number of FLOPs, e.g. 3e13 or 30T (x1000)")
+    return value
 
 
 def parse_optional_count(text: str | None, field: str) -> int | None:

@@ -10,7 +10,12 @@ import typer
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
 from archsearch.cli._live import LiveView, echo_report_line
-from archsearch.cli._options import SAMPLER_HELP, parse_optional_count, parse_task_options
+from archsearch.cli._options import (
+    SAMPLER_HELP,
+    parse_flops,
+    parse_optional_count,
+    parse_task_options,
+)
 
 Space = Annotated[
     str,
@@ -54,6 +59,23 @@ Rungs = Annotated[
 Budget = Annotated[
     str | None,
     typer.Option("--budget-tokens", help="Training tokens per trial (overrides the space's)."),
+]
+BudgetFlops = Annotated[
+    str | None,
+    typer.Option(
+        "--budget-flops",
+        help="Training FLOPs per trial (3e13, 30T): equal compute; rungs are fractions of it. "
+        "Not with --budget-tokens.",
+    ),
+]
+FrontSeeds = Annotated[
+    int,
+    typer.Option(
+        "--front-seeds",
+        min=0,
+        help="After the study, train each front model with this many extra seeds; the report "
+        "gives mean and 95% interval and marks the distinguishable points (default 0: off).",
+    ),
 ]
 Timeout = Annotated[
     float | None, typer.Option("--timeout", help="Start no new trial after this many seconds.")
@@ -101,6 +123,8 @@ def search_cmd(
     eta: Eta = None,
     rungs: Rungs = None,
     budget_tokens: Budget = None,
+    budget_flops: BudgetFlops = None,
+    front_seeds: FrontSeeds = 0,
     timeout: Timeout = None,
     workers: Workers = 1,
     devices: Devices = None,
@@ -126,6 +150,8 @@ def search_cmd(
         eta=eta,
         rungs=rungs,
         budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
+        budget_flops=parse_flops(budget_flops, "--budget-flops"),
+        front_seeds=front_seeds,
         timeout=timeout,
         workers=workers,
         devices=devices,

@@ -10,8 +10,18 @@ from typing import Any
 import typer
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, user_errors
-from archsearch.cli._options import TASKS_PLACEHOLDER, parse_optional_count, parse_task_options
+from archsearch.cli._options import (
+    TASKS_PLACEHOLDER,
+    parse_flops,
+    parse_optional_count,
+    parse_task_options,
+)
 from archsearch.errors import ConfigError
+
+FLOPS_HELP = (
+    "Training FLOPs (3e13, 30T, ...): equal compute; the model's exact training FLOPs per window "
+    "decide the steps. Not with --budget-tokens/--budget-steps."
+)
 
 
 @user_errors
@@ -30,6 +40,7 @@ def train_cmd(
     budget_tokens: str | None = typer.Option(
         None, "--budget-tokens", help="Input tokens to train on (250k, 2m, ...)."
     ),
+    budget_flops: str | None = typer.Option(None, "--budget-flops", help=FLOPS_HELP),
     budget_steps: int | None = typer.Option(None, "--budget-steps", help="Optimizer steps."),
     budget_seconds: float | None = typer.Option(
         None, "--budget-seconds", help="Training seconds (evaluation not counted)."
@@ -71,8 +82,7 @@ def train_cmd(
     if seq_len is None and not getattr(TASKS.get(task), "sets_seq_len", False):
         seq_len = cfg_model.max_seq_len
     tcfg = TrainConfig(
-        budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
-        budget_steps=budget_steps,
+        **_budgets(budget_tokens, budget_steps, budget_flops),
         budget_seconds=budget_seconds,
         batch_size=batch_size,
         lr=lr,
@@ -87,10 +97,23 @@ def train_cmd(
         raise ConfigError("--out", str(out), "a folder without a result (pass --force to replace)")
     the_task = make_task(task, options, seq_len=seq_len)
     the_task.check_model(cfg_model, source=str(model))
-    check_budget_fits(tcfg, the_task)
+    check_budget_fits(tcfg, the_task, cfg_model)
     res = _run(run_training, cfg_model, the_task, tcfg, prof, name, quiet=as_json)
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _report(res, write_result(out, res, command=command), as_json=as_json)
+
+
+def _budgets(tokens: str | None, steps: int | None, flops: str | None) -> dict[str, Any]:
+    """The token, step and FLOPs budgets (a FLOPs budget goes with neither of the others)."""
+    if flops is not None and (tokens is not None or steps is not None):
+        raise ConfigError(
+            "--budget-flops", flops, "either it or --budget-tokens/--budget-steps, not both"
+        )
+    return {
+        "budget_tokens": parse_optional_count(tokens, "--budget-tokens"),
+        "budget_steps": steps,
+        "budget_flops": parse_flops(flops, "--budget-flops"),
+    }
 
 
 def _task_options(items: list[str], *, data: str | None, eval_stride: int | None) -> dict[str, Any]:

@@ -4,9 +4,14 @@ The recipe is the same for every model, so differences come from the architectur
 (β = 0.9, 0.95; weight decay on matrices and embeddings only), linear warm-up then cosine decay to
 ``min_lr_ratio · lr``, gradient clipping, bf16 autocast when the profile asks for it (GPU), optional
 ``torch.compile``, and seeded initialisation and data order. The budget is input tokens, optimizer
-steps or training seconds (whichever ends first); with a token or step budget the run is
-deterministic on one machine and thread count, with a seconds budget it is not (how far it gets
-depends on the machine's speed).
+steps or training seconds (whichever ends first), or training FLOPs: with ``budget_flops`` every
+model gets the same compute rather than the same data. The FLOPs of one window are the model's
+exact analytic training FLOPs (:func:`~archsearch.model.costs.model_cost`, ``training_exact``;
+docs/costs.md, "FLOP conventions"); the run trains on the whole number of windows nearest the
+budget, the last step taking the windows left (a smaller batch), so the FLOPs spent are within
+half a window of the budget (``flops_spent`` in the result). With a token, step or FLOPs budget
+the run is deterministic on one machine and thread count, with a seconds budget it is not (how
+far it gets depends on the machine's speed).
 
 The learning curve: the task's held-out metrics at step 0 and at ``evals`` evenly spaced points of
 the budget (the last one is the final result). ``on_eval`` sees each point as it is made; the
@@ -28,6 +33,7 @@ import torch
 
 from archsearch.errors import ConfigError, require
 from archsearch.model.config import ModelConfig, model_config_to_dict
+from archsearch.model.costs import model_cost
 from archsearch.model.transformer import build_model
 from archsearch.profiling.env import environment, torch_threads
 from archsearch.profiling.profiles import Profile
@@ -43,6 +49,8 @@ class TrainConfig:
     budget_tokens: int | None = None
     """stop after this many input tokens (batch · seq_len per step)"""
     budget_steps: int | None = None
+    budget_flops: float | None = None
+    """stop after this many training FLOPs (exact analytic FLOPs; not with tokens or steps)"""
     budget_seconds: float | None = None
     """stop after this many seconds of training (evaluation time not counted)"""
     batch_size: int = 16
@@ -62,14 +70,24 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        budgets = (self.budget_tokens, self.budget_steps, self.budget_seconds)
+        budgets = (self.budget_tokens, self.budget_steps, self.budget_flops, self.budget_seconds)
         require(
             any(b is not None for b in budgets),
             "budget",
             None,
-            "at least one of budget_tokens, budget_steps, budget_seconds",
+            "at least one of budget_tokens, budget_steps, budget_flops, budget_seconds",
         )
-        for name in ("budget_tokens", "budget_steps", "budget_seconds"):
+        if self.budget_flops is not None and self.budget_tokens is not None:
+            raise ConfigError(
+                "budget_flops", self.budget_flops, "either a FLOPs or a token budget, not both"
+            )
+        require(
+            self.budget_flops is None or self.budget_steps is None,
+            "budget_flops",
+            self.budget_flops,
+            "either a FLOPs or a step budget, not both",
+        )
+        for name in ("budget_tokens", "budget_steps", "budget_flops", "budget_seconds"):
             v = getattr(self, name)
             require(v is None or v > 0, name, v, "a positive number or null")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
@@ -95,14 +113,29 @@ class TrainConfig:
         even = [k / self.evals for k in range(1, self.evals + 1)]
         return sorted({round(f, 12) for f in (*even, *self.eval_at)})
 
+    @property
+    def budget_mode(self) -> str:
+        """What every run of this recipe gets the same amount of: flops, tokens, steps, seconds."""
+        if self.budget_flops is not None:
+            return "flops"
+        if self.budget_tokens is not None:
+            return "tokens"
+        return "steps" if self.budget_steps is not None else "seconds"
+
     def total_steps(self, tokens_per_step: int) -> int | None:
-        """Steps the token/step budgets allow (None: only a time budget)."""
+        """Steps the token/step budgets allow (None: only a time or FLOPs budget)."""
         caps = []
         if self.budget_steps is not None:
             caps.append(self.budget_steps)
         if self.budget_tokens is not None:
             caps.append(max(1, math.ceil(self.budget_tokens / tokens_per_step)))
         return min(caps) if caps else None
+
+    def total_windows(self, flops_per_window: int) -> int:
+        """Windows (training sequences) a FLOPs budget pays for: the whole number nearest it."""
+        if self.budget_flops is None:
+            raise ValueError("total_windows needs a FLOPs budget")
+        return max(1, round(self.budget_flops / flops_per_window))
 
     def lr_at(self, progress: float) -> float:
         """Learning rate at a fraction ``progress`` of the budget."""
@@ -126,6 +159,10 @@ class CurvePoint:
     train_loss: float | None
     """mean training loss over the steps since the previous point (None at step 0)"""
     metrics: dict[str, float]
+    flops: int = 0
+    """exact training FLOPs spent so far"""
+    progress: float = 0.0
+    """fraction of the budget spent"""
 
 
 @dataclass
@@ -142,6 +179,11 @@ class TrainResult:
     baseline: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     tokens_seen: int = 0
+    flops_spent: int = 0
+    """exact training FLOPs of the steps taken (windows · training FLOPs per window)"""
+    budget_flops: float | None = None
+    flops_per_window: int = 0
+    """the model's exact training FLOPs for one window of seq_len tokens"""
     train_seconds: float = 0.0
     wall_seconds: float = 0.0
     tokens_per_s: float = 0.0
@@ -197,6 +239,7 @@ def train(
     divergence, interruption or :class:`StopTraining` (they are the result's ``status``)."""
     profile = profile or Profile()
     task.check_model(model_cfg)
+    check_budget_fits(cfg, task, model_cfg)
     wall0 = time.perf_counter()
     with torch_threads(profile.threads):
         run = _Run(model_cfg, task, cfg, profile, on_eval)
@@ -231,7 +274,13 @@ class _Run:
         self.scaler = torch.amp.GradScaler(device, enabled=self.dtype == "float16")
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.tokens_per_step = cfg.batch_size * task.seq_len
-        self.total = cfg.total_steps(self.tokens_per_step)
+        self.flops_per_window = training_flops_per_window(model_cfg, task)
+        if cfg.budget_flops is not None:
+            self.windows_total: int | None = cfg.total_windows(self.flops_per_window)
+            self.total: int | None = math.ceil(self.windows_total / cfg.batch_size)
+        else:
+            self.windows_total = None
+            self.total = cfg.total_steps(self.tokens_per_step)
         self.res = TrainResult(
             status="completed",
             reason="",
@@ -244,13 +293,29 @@ class _Run:
             baseline=task.baseline(),
             model=model_config_to_dict(model_cfg),
             env=environment(device),
+            budget_flops=cfg.budget_flops,
+            flops_per_window=self.flops_per_window,
         )
-        self.train_s, self.step, self.lr = 0.0, 0, 0.0
+        self.train_s, self.step, self.lr, self.windows = 0.0, 0, 0.0, 0
         self.since: list[float] = []
         """training losses since the previous evaluation"""
 
     def progress(self) -> float:
-        return _progress(self.cfg, self.step, self.total, self.train_s)
+        if self.windows_total is not None:
+            done = self.windows / self.windows_total
+        else:
+            done = self.step / self.total if self.total else 0.0
+        return _progress(self.cfg, done, self.train_s)
+
+    @property
+    def tokens(self) -> int:
+        return self.windows * self.task.seq_len
+
+    def batch(self) -> int:
+        """Windows in the next step: the batch size, or what is left of a FLOPs budget."""
+        if self.windows_total is None:
+            return self.cfg.batch_size
+        return min(self.cfg.batch_size, self.windows_total - self.windows)
 
     def evaluate(self, lr: float) -> None:
         """Held-out metrics at the current step, appended to the curve and shown to on_eval."""
@@ -259,11 +324,13 @@ class _Run:
         since = self.since
         point = CurvePoint(
             step=self.step,
-            tokens=self.step * self.tokens_per_step,
+            tokens=self.tokens,
             train_seconds=round(self.train_s, 4),
             lr=lr,
             train_loss=sum(since) / len(since) if since else None,
             metrics=metrics,
+            flops=self.windows * self.flops_per_window,
+            progress=min(1.0, self.progress()),
         )
         self.res.curve.append(point)
         since.clear()
@@ -283,7 +350,7 @@ class _Run:
                     break
                 progress = self.progress()
                 if on_step is not None:
-                    tps = self.step * self.tokens_per_step / self.train_s
+                    tps = self.tokens / self.train_s
                     on_step(self.step, min(progress, 1.0), value, tps)
                 if next_eval < len(points) and progress >= points[next_eval]:
                     while next_eval < len(points) and progress >= points[next_eval]:
@@ -291,9 +358,7 @@ class _Run:
                     self.evaluate(self.lr)
         except KeyboardInterrupt:
             res.status = "interrupted"
-            res.reason = (
-                f"interrupted at step {self.step} ({self.step * self.tokens_per_step} tokens)"
-            )
+            res.reason = f"interrupted at step {self.step} ({self.tokens} tokens)"
         except StopTraining as e:
             res.status = "stopped"
             res.reason = str(e) or f"stopped at step {self.step}"
@@ -307,7 +372,8 @@ class _Run:
         self.lr = lr
         for group in self.opt.param_groups:
             group["lr"] = lr
-        x, y = self.task.sample(self.cfg.batch_size, self.gen)
+        batch = self.batch()
+        x, y = self.task.sample(batch, self.gen)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         with _autocast(self.device, self.dtype):
             loss = self.task.loss(self.fwd_model, x, y)
@@ -330,6 +396,7 @@ class _Run:
             torch.cuda.synchronize()
         self.train_s += time.perf_counter() - t0
         self.step += 1
+        self.windows += batch
         self.since.append(value)
         self.res.train_losses.append((self.step, value))
         return value
@@ -338,7 +405,8 @@ class _Run:
         """The result with its totals, final and best metrics and the reason it ended."""
         res, step, task = self.res, self.step, self.task
         res.steps = step
-        res.tokens_seen = step * self.tokens_per_step
+        res.tokens_seen = self.tokens
+        res.flops_spent = self.windows * self.flops_per_window
         res.train_seconds = self.train_s
         res.wall_seconds = wall_seconds
         res.tokens_per_s = res.tokens_seen / self.train_s if self.train_s > 0 else 0.0
@@ -350,21 +418,41 @@ class _Run:
             res.best = {"value": value, "step": best.step, "tokens": best.tokens}
         if res.status == "completed":
             res.reason = f"budget reached after {step} steps ({res.tokens_seen} tokens)"
+            if cfg_flops := self.cfg.budget_flops:
+                res.reason += f", {res.flops_spent:.4g} of {cfg_flops:.4g} FLOPs"
         return res
 
 
-def _progress(cfg: TrainConfig, step: int, total: int | None, train_s: float) -> float:
-    p = step / total if total else 0.0
+def _progress(cfg: TrainConfig, done: float, train_s: float) -> float:
+    """The fraction of the budget spent: ``done`` (of the steps or windows), or of the time."""
+    p = done
     if cfg.budget_seconds is not None:
         p = max(p, train_s / cfg.budget_seconds)
     return p
 
 
-def check_budget_fits(cfg: TrainConfig, task: Task) -> None:
-    """A token budget smaller than one window of ``seq_len`` tokens is an error."""
+def training_flops_per_window(model_cfg: ModelConfig, task: Task) -> int:
+    """Exact training FLOPs of ``model_cfg`` for one window of the task (forward and backward;
+    docs/costs.md, "FLOP conventions")."""
+    return model_cost(model_cfg, task.seq_len).training_exact
+
+
+def check_budget_fits(cfg: TrainConfig, task: Task, model_cfg: ModelConfig | None = None) -> None:
+    """A token budget smaller than one window of ``seq_len`` tokens is an error; so is a FLOPs
+    budget smaller than one optimizer step (``batch_size`` windows) of ``model_cfg``."""
     if cfg.budget_tokens is not None and cfg.budget_tokens < task.seq_len:
         raise ConfigError(
             "budget_tokens",
             cfg.budget_tokens,
             f"at least one window of seq_len = {task.seq_len} tokens",
         )
+    if cfg.budget_flops is not None and model_cfg is not None:
+        step = training_flops_per_window(model_cfg, task) * cfg.batch_size
+        if cfg.budget_flops < step:
+            name = model_cfg.name or "the model"
+            raise ConfigError(
+                "budget_flops",
+                f"{cfg.budget_flops:.4g}",
+                f"at least one optimizer step of {name} ({step:.4g} FLOPs: {cfg.batch_size} "
+                f"windows of T = {task.seq_len})",
+            )

@@ -43,7 +43,7 @@ _STATES = {
     "invalid": optuna.trial.TrialState.PRUNED,
 }
 #: user attributes a re-queued copy of a dead trial inherits and must not keep
-_STALE_ATTRS = ("fidelity", "rungs", "metrics", "curve", "trained_tokens")
+_STALE_ATTRS = ("fidelity", "rungs", "metrics", "curve", "trained_tokens", "trained_flops")
 
 
 @dataclass

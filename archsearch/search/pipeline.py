@@ -6,14 +6,15 @@
 2. :func:`validate`: the config is built and checked once, at the space's window length: the
    model, its mixers (through the analytic cost, which the profile step reuses), the task, and
    that every named metric can be measured on it (``decode_ms`` needs a model that decodes token
-   by token; one that cannot is *invalid* too, with the reason);
+   by token; one that cannot is *invalid* too, with the reason), and that one optimizer step of
+   it fits a FLOPs budget;
 3. :func:`profile`: the profiled metrics the space names (plus the free analytic ones) by
    :func:`~archsearch.profiling.measure.measure_metrics`; the constraints on them go through
    ``trial.set_constraint`` as a relative excess, and a broken one makes the trial *infeasible*
    (PRUNED) without training;
 4. :func:`train_trial`: training with the space's recipe; at each rung of successive halving
-   (:mod:`archsearch.search.halving`) the trial is ranked against the others that reached the
-   rung and stopped (PRUNED) or promoted;
+   (:mod:`archsearch.search.halving`; fractions of the token or FLOPs budget) the trial is
+   ranked against the others that reached the rung and stopped (PRUNED) or promoted;
 5. :func:`record_training`: the outcome, with the objectives (and the constraints on quality
    metrics) of a complete trial.
 
@@ -105,6 +106,7 @@ def run_pipeline(ctx: TrialContext, trial: optuna.Trial) -> Outcome:
         trial.set_user_attr("model", jsonable(data))
         trial.set_user_attr("label", model_label(data))
         cand = validate(data, s.space.seq_len, ctx.task, ctx.names)
+        check_budget_fits(s.train, ctx.task, cand.cfg)
     except ConfigError as e:
         trial.set_constraint("valid", 1.0)
         return Outcome("invalid", str(e))
@@ -172,6 +174,7 @@ def record_training(
     """Record what training gave (tokens, time, curve, final metrics); the trial's outcome."""
     s, task = ctx.settings, ctx.task
     trial.set_user_attr("trained_tokens", res.tokens_seen)
+    trial.set_user_attr("trained_flops", res.flops_spent)
     trial.set_user_attr("train_seconds", round(res.train_seconds, 3))
     trial.set_user_attr("curve", [[p.tokens, p.metrics.get(task.metric)] for p in res.curve])
     final = {k: v for k, v in res.final.items() if k in task.metrics}
@@ -193,7 +196,7 @@ def train_trial(
 ) -> TrainResult:
     """Train with the space's recipe, judged at each rung of successive halving."""
     s = ctx.settings
-    check_budget_fits(s.train, ctx.task)
+    check_budget_fits(s.train, ctx.task, cfg)
     judge = RungJudge(ctx, trial, metrics)
 
     def on_step(step: int, fraction: float, loss: float, tps: float) -> None:
@@ -211,19 +214,13 @@ class RungJudge:
         s = ctx.settings
         self.ctx, self.trial, self.metrics = ctx, trial, metrics
         self.fractions = s.halving.fractions()
-        self.total = s.train.total_steps(s.train.batch_size * ctx.task.seq_len)
         self.quality = quality_objectives(s.space)
         self.fidelity: list[dict[str, Any]] = []
         self.rung_points: dict[str, list[float]] = {}
 
-    def progress(self, p: CurvePoint) -> float:
-        if self.total:
-            return p.step / self.total
-        return p.train_seconds / float(self.ctx.settings.train.budget_seconds or 1)
-
     def __call__(self, p: CurvePoint) -> None:
         fractions, fidelity = self.fractions, self.fidelity
-        progress = self.progress(p)
+        progress = p.progress
         while len(fidelity) < len(fractions) and progress >= fractions[len(fidelity)] - 1e-9:
             r = len(fidelity)
             if not self.quality:
@@ -238,27 +235,36 @@ class RungJudge:
             self._judge(r, p, vec)
 
     def _record(self, entry: dict[str, Any], p: CurvePoint) -> None:
-        self.fidelity.append({**entry, "value": p.metrics[self.ctx.task.metric]})
+        entry = {**entry, "flops": p.flops, "value": p.metrics[self.ctx.task.metric]}
+        self.fidelity.append(entry)
         with self.ctx.critical():
             self.trial.set_user_attr("fidelity", list(self.fidelity))
 
     def _judge(self, r: int, p: CurvePoint, vec: list[float]) -> None:
         ctx, metric = self.ctx, self.ctx.task.metric
+        at = spent(p, ctx.settings.train.budget_flops)
         others = rung_vectors(ctx.study, self.trial.number, r)
         d = judge_rung(ctx.settings.halving, r, p.tokens, vec, others)
         self._record(d.to_dict(), p)
         verdict = "promoted" if d.promoted else "stopped"
         ctx.observer.trial_note(
-            f"rung {r} ({p.tokens:,} tokens): {metric} {p.metrics[metric]:.4f}, rank "
+            f"rung {r} ({at}): {metric} {p.metrics[metric]:.4f}, rank "
             f"{d.rank + 1} of {d.competitors} (top {d.promoted_count} and the non-dominated go "
             f"on): {verdict}"
         )
         if not d.promoted:
             raise StopTraining(
-                f"stopped at rung {r} ({p.tokens:,} tokens): rank {d.rank + 1} of "
+                f"stopped at rung {r} ({at}): rank {d.rank + 1} of "
                 f"{d.competitors} trials at that rung and dominated; top "
                 f"{d.promoted_count} and the non-dominated go on"
             )
+
+
+def spent(p: CurvePoint, budget_flops: float | None) -> str:
+    """'12,288 tokens' or, in a FLOPs-budget run, '1.2e+12 FLOPs, 12,288 tokens'."""
+    if budget_flops is not None:
+        return f"{p.flops:.3g} FLOPs, {p.tokens:,} tokens"
+    return f"{p.tokens:,} tokens"
 
 
 def rung_vectors(study: optuna.Study, number: int, rung: int) -> list[list[float]]:
@@ -275,7 +281,7 @@ def rung_vectors(study: optuna.Study, number: int, rung: int) -> list[list[float
 
 
 #: what a duplicate copies from the trial whose result it reuses
-_REUSED = ("model", "label", "metrics", "fidelity", "curve", "trained_tokens")
+_REUSED = ("model", "label", "metrics", "fidelity", "curve", "trained_tokens", "trained_flops")
 
 
 def reuse(study: optuna.Study, trial: optuna.Trial) -> Outcome | None:

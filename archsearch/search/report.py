@@ -18,7 +18,13 @@ Written to the output folder:
 - ``families.csv``: per family, how many trials, outcomes, the best quality and the lowest cost;
 - ``pareto/*.yaml``: the Pareto-optimal models, as model files ``archsearch build/profile/train``
   take as they are;
-- ``report.md``: all of the above tied together, with the command that made it.
+- ``report.md``: all of the above tied together, with the command that made it;
+- ``seeds.csv`` (after ``search --front-seeds K``): the front models' runs over extra seeds; the
+  report gives each front point's mean and 95% interval and whether it is distinguishable from
+  its neighbours along the front.
+
+Every figure title and table heading says what the trials were given equally: "at equal
+compute (B FLOP per trial)" or "at equal tokens (N tokens per trial)" (:func:`budget_title`).
 
 A report is a function of its saved files. :func:`write_report` saves what it needs from the
 study (``trials.csv``, ``curves.csv``, ``fidelity.csv``, ``study.json`` with the study's settings,
@@ -42,21 +48,33 @@ from archsearch import fmt
 from archsearch.metrics import Metric, get_metric, is_metric
 from archsearch.model.config import dump_model_config, model_config_from_dict
 from archsearch.profiling.report import read_rows, write_rows
+from archsearch.search.front_seeds import ATTR as FRONT_SEEDS
+from archsearch.search.front_seeds import seed_rows
 from archsearch.search.results import (
     TrialRecord,
+    budget_label,
     feasible_front,
     hypervolume_history,
     reference_point,
     to_min,
     trial_record,
 )
+from archsearch.search.stats import distinguishable, summarise
 from archsearch.search.study import load_settings
 
 if TYPE_CHECKING:
     import optuna
 
 #: the files :func:`write_report` saves and :func:`draw_report` reads
-SAVED = ("trials.csv", "curves.csv", "fidelity.csv", "study.json", "importances.csv", "pareto")
+SAVED = (
+    "trials.csv",
+    "curves.csv",
+    "fidelity.csv",
+    "study.json",
+    "importances.csv",
+    "pareto",
+    "seeds.csv",
+)
 #: trials.csv columns that are not a metric (besides ``constraint:*`` and ``param:*``)
 _NOT_METRICS = frozenset(
     {
@@ -109,6 +127,8 @@ class StudyData:
         self.directions: list[str] = [o["direction"] for o in settings["objectives"]]
         self.records = records
         self.curves = curves or {}
+        self.seeds: list[dict[str, Any]] = []
+        """the rows of seeds.csv (front models over extra seeds), when saved"""
 
     @classmethod
     def of_study(cls, study: optuna.Study) -> StudyData:
@@ -201,6 +221,7 @@ def save_records(data: StudyData, study: optuna.Study, out: Path, *, command: st
     }
     (out / "study.json").write_text(json.dumps(record, indent=2, default=str))
     _export_front(data.front(), out / "pareto")
+    save_seeds(data, study, out)
 
 
 def _raw_cell(col: str, v: Any) -> Any:
@@ -316,7 +337,10 @@ def load_saved(folder: Path) -> tuple[StudyData, dict[str, Any]]:
         _record(row, objectives, fidelity.get(int(row["number"]), []))
         for row in read_rows(folder / "trials.csv")
     ]
-    return StudyData(saved["study"], saved["settings"], records, curves), saved
+    data = StudyData(saved["study"], saved["settings"], records, curves)
+    if (folder / "seeds.csv").is_file():
+        data.seeds = read_rows(folder / "seeds.csv")
+    return data, saved
 
 
 def _read_importances(folder: Path) -> dict[str, dict[str, float]]:
@@ -356,12 +380,12 @@ def draw_report(out: Path) -> dict[str, Any]:
     files.update(_plot_pareto(data, front, out))
     hv = data.hypervolume_history()
     if data.complete(feasible=True):
-        files["hypervolume"] = str(_plot_hv(hv, out / "hypervolume.png"))
+        files["hypervolume"] = str(_plot_hv(hv, out / "hypervolume.png", budget_title(data)))
     if any(r.fidelity for r in data.records):
         files["curves"] = str(_plot_curves(data, out / "curves.png"))
     importances = _read_importances(out)
     if importances:
-        files["importances"] = str(_plot_importances(importances, out))
+        files["importances"] = str(_plot_importances(importances, out, budget_title(data)))
     families = _families(data, front)
     files["families"] = str(_write_table(families, out / "families.csv"))
     exported = [str(out / "pareto" / pareto_file(r)) for r in front]
@@ -438,19 +462,28 @@ def _plot_pareto(data: StudyData, front: list[TrialRecord], out: Path) -> dict[s
         fig = plt.figure(figsize=(8, 6.5))
         ax = fig.add_subplot(projection="3d")
         _scatter(ax, data, front, colour, order, three_d=True)
-        ax.set_title(f"{data.name}: Pareto front ({len(front)} of {len(data.records)} trials)")
+        ax.set_title(
+            f"{data.name}: Pareto front ({len(front)} of {len(data.records)} trials)\n"
+            + budget_title(data)
+        )
         _save(fig, out / "pareto.png")
         files["pareto"] = str(out / "pareto.png")
         fig, axes = plt.subplots(1, 3, figsize=(16, 5))
         for ax, (a, b) in zip(axes, ((0, 1), (0, 2), (1, 2)), strict=True):
             _scatter(ax, data, front, colour, [a, b], three_d=False, legend=ax is axes[0])
-        fig.suptitle(f"{data.name}: pairwise projections (front of all three objectives)")
+        fig.suptitle(
+            f"{data.name}: pairwise projections (front of all three objectives), "
+            + budget_title(data)
+        )
         _save(fig, out / "pareto_pairs.png")
         files["pareto_pairs"] = str(out / "pareto_pairs.png")
         return files
     fig, ax = plt.subplots(figsize=(8, 5.5))
     _scatter(ax, data, front, colour, order[:2], three_d=False, legend=True)
-    ax.set_title(f"{data.name}: Pareto front ({len(front)} of {len(data.records)} trials)")
+    ax.set_title(
+        f"{data.name}: Pareto front ({len(front)} of {len(data.records)} trials)\n"
+        + budget_title(data)
+    )
     _save(fig, out / "pareto.png")
     files["pareto"] = str(out / "pareto.png")
     return files
@@ -530,14 +563,14 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_hv(hv: list[float], path: Path) -> Path:
+def _plot_hv(hv: list[float], path: Path, label: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(range(len(hv)), hv, marker="o", ms=3)
     ax.set_xlabel("trial number")
     ax.set_ylabel("hypervolume (normalised objectives)")
-    ax.set_title("hypervolume of the feasible front after each trial")
+    ax.set_title(f"hypervolume of the feasible front after each trial\n{label}")
     ax.grid(True, alpha=0.3)
     _save(fig, path)
     return path
@@ -564,14 +597,16 @@ def _plot_curves(data: StudyData, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("training tokens")
     ax.set_ylabel(f"held-out {metric or 'quality'}")
-    ax.set_title("learning curves (dotted, ▼: stopped by successive halving)")
+    ax.set_title(
+        f"learning curves (dotted, ▼: stopped by successive halving)\n{budget_title(data)}"
+    )
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=8)
     _save(fig, path)
     return path
 
 
-def _plot_importances(imp: dict[str, dict[str, float]], out: Path) -> Path:
+def _plot_importances(imp: dict[str, dict[str, float]], out: Path, label: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     params = sorted({p for d in imp.values() for p in d})
@@ -579,7 +614,7 @@ def _plot_importances(imp: dict[str, dict[str, float]], out: Path) -> Path:
     axes = axes if len(imp) > 1 else [axes]
     for ax, (m, d) in zip(axes, imp.items(), strict=True):
         ax.barh(params, [d.get(p, 0.0) for p in params])
-        ax.set_title(f"importance for {m}")
+        ax.set_title(f"importance for {m}\n{label}")
         ax.invert_yaxis()
     _save(fig, out / "importances.png")
     return out / "importances.png"
@@ -646,7 +681,7 @@ def _summary(data: StudyData, hv: list[float], command: str) -> list[str]:
 
 
 def _front_section(data: StudyData, front: list[TrialRecord], exported: list[str]) -> list[str]:
-    md = ["## Pareto front", ""]
+    md = [f"## Pareto front {budget_title(data)}", ""]
     if len(data.objectives) >= 2:
         md += ["![Pareto front](pareto.png)", ""]
     if len(data.objectives) == 3:
@@ -669,8 +704,8 @@ def _front_section(data: StudyData, front: list[TrialRecord], exported: list[str
     ]
 
 
-def _families_section(families: list[dict[str, Any]]) -> list[str]:
-    md = ["## Families", ""]
+def _families_section(families: list[dict[str, Any]], label: str = "") -> list[str]:
+    md = [f"## Families {label}".rstrip(), ""]
     keys = list(families[0]) if families else []
     if keys:
         md += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -682,7 +717,7 @@ def _families_section(families: list[dict[str, Any]]) -> list[str]:
 
 
 def _halving_section(data: StudyData) -> list[str]:
-    md = ["## Successive halving", ""]
+    md = [f"## Successive halving {budget_title(data)}", ""]
     rungs = _rung_table(data)
     if not rungs:
         return [*md, "No trial was trained (or halving was off).", ""]
@@ -711,11 +746,12 @@ def _markdown(
 ) -> str:
     imp, why_not = importances
     md = _summary(data, hv, command) + _front_section(data, front, exported)
-    md += _families_section(families) + _halving_section(data)
-    md += ["## Hypervolume", ""]
+    md += seeds_section(data, front)
+    md += _families_section(families, budget_title(data)) + _halving_section(data)
+    md += [f"## Hypervolume {budget_title(data)}", ""]
     if data.complete(feasible=True):
         md += ["![hypervolume history](hypervolume.png)", ""]
-    md += ["## Parameter importances", ""]
+    md += [f"## Parameter importances {budget_title(data)}", ""]
     if imp:
         md += [
             "PED-ANOVA (Optuna's default) over the complete trials; see `importances.csv`.",
@@ -758,3 +794,65 @@ def _rung_table(data: StudyData) -> list[dict[str, Any]]:
             elif f.get("promoted") is False:
                 row["stopped"] += 1
     return [rows[k] for k in sorted(rows)]
+
+
+# ---------------------------------------------------------------------------------------------
+# what every trial was given (equal compute or equal tokens) and the front over extra seeds
+
+
+def budget_title(data: StudyData) -> str:
+    """'at equal compute (3e+13 FLOP per trial)' or 'at equal tokens (200,000 tokens per
+    trial)', from the saved settings: on every figure title and table heading."""
+    return budget_label(data.settings.get("train") or {})
+
+
+def save_seeds(data: StudyData, study: optuna.Study, out: Path) -> None:
+    """``seeds.csv``: the front models' runs over extra seeds (``search --front-seeds``)."""
+    runs = study.user_attrs.get(FRONT_SEEDS) or {}
+    seed = int((data.settings.get("train") or {}).get("seed") or 0)
+    rows = seed_rows(runs, data.records, data.objectives, seed)
+    path = out / "seeds.csv"
+    if rows:
+        _write_table(rows, path)
+    elif path.exists():
+        path.unlink()
+
+
+def seeds_section(data: StudyData, front: list[TrialRecord]) -> list[str]:
+    """The front over seeds: per point and quality objective, mean and 95% interval, and
+    whether the point is distinguishable (its interval overlaps neither neighbour's)."""
+    by: dict[int, list[dict[str, Any]]] = {}
+    for row in data.seeds:
+        by.setdefault(int(row["number"]), []).append(row)
+    metrics = [m for m in data.objectives if any(m in r for rs in by.values() for r in rs)]
+    points = [r for r in front if r.number in by]
+    if not points or not metrics:
+        return []
+    md = [f"## The front over seeds {budget_title(data)}", ""]
+    hdr = ["trial", "family", "seeds"]
+    hdr += [f"{m} mean [95% interval]" for m in metrics] + ["distinguishable"]
+    md += ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    sums = {
+        m: [
+            summarise([float(x[m]) for x in by[p.number] if isinstance(x.get(m), (int, float))])
+            for p in points
+        ]
+        for m in metrics
+    }
+    apart = [all(flags) for flags in zip(*(distinguishable(sums[m]) for m in metrics), strict=True)]
+    for i, p in enumerate(points):
+        cells = [str(p.number), p.label, str(sums[metrics[0]][i].n)]
+        for m in metrics:
+            s = sums[m][i]
+            cells.append(
+                f"{format_value(m, s.mean)} [{format_value(m, s.low)}, {format_value(m, s.high)}]"
+            )
+        cells.append("yes" if apart[i] else "no")
+        md.append("| " + " | ".join(cells) + " |")
+    return [
+        *md,
+        "",
+        "A point is distinguishable when its 95% interval over seeds overlaps neither of its "
+        "neighbours' along the front; otherwise the two cannot be told apart with these seeds.",
+        "",
+    ]

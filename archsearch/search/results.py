@@ -240,3 +240,20 @@ def trial_record(t: Any, objectives: Sequence[str]) -> TrialRecord:
         model=model,
         duplicate_of=ua.get("duplicate_of"),
     )
+
+
+def budget_label(train: dict[str, Any], per: str = "trial") -> str:
+    """What the trials (or runs) of a study were given equally, from its saved ``train``
+    settings: 'at equal compute (3e+13 FLOP per trial)', 'at equal tokens (200,000 tokens per
+    trial)', or the step or time budget."""
+    flops, tokens = train.get("budget_flops"), train.get("budget_tokens")
+    steps, seconds = train.get("budget_steps"), train.get("budget_seconds")
+    if flops:
+        return f"at equal compute ({float(flops):.3g} FLOP per {per})"
+    if tokens:
+        return f"at equal tokens ({int(tokens):,} tokens per {per})"
+    if steps:
+        return f"at equal steps ({int(steps):,} steps per {per})"
+    if seconds:
+        return f"at equal training time ({float(seconds):g} s per {per})"
+    return "at an unknown budget"

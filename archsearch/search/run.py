@@ -23,6 +23,7 @@ import torch
 from archsearch.errors import ConfigError
 from archsearch.profiling.profiles import Profile
 from archsearch.quality.tasks import Task, make_task
+from archsearch.search.front_seeds import reseed_front
 from archsearch.search.loop import Search, SearchSummary
 from archsearch.search.observer import StudyView
 from archsearch.search.report import write_report
@@ -61,6 +62,8 @@ def run_search(
     eta: int | None = None,
     rungs: int | None = None,
     budget_tokens: int | None = None,
+    budget_flops: float | None = None,
+    front_seeds: int = 0,
     timeout: float | None = None,
     workers: int = 1,
     devices: str | None = None,
@@ -74,9 +77,12 @@ def run_search(
     ``workers`` worker processes; then write the report (``OUT/report``). A summary dict.
 
     ``profile``: the hardware preset, already checked against this machine (default: the CPU
-    preset); ``view`` makes the live display once the study's settings are known."""
+    preset); ``view`` makes the live display once the study's settings are known;
+    ``front_seeds``: extra seeds each final front model is trained with (:mod:`.front_seeds`)."""
     if sampler not in SAMPLERS:
         raise ConfigError("--sampler", sampler, "one of " + ", ".join(SAMPLERS))
+    if front_seeds < 0:
+        raise ConfigError("--front-seeds", front_seeds, "an integer >= 0")
     sp = load_space(space_spec)
     check_buildable(sp)
     settings = settings_from(
@@ -87,6 +93,7 @@ def run_search(
         eta=eta,
         rungs=rungs,
         budget_tokens=budget_tokens,
+        budget_flops=budget_flops,
     )
     name = study or sp.name
     out = out or Path("runs/search") / name
@@ -113,10 +120,20 @@ def run_search(
             st, settings, live, the_task, trials=trials, timeout=timeout, threads=threads
         )
         result = {"study": name, "storage": url, **here}
+    if front_seeds and not result["interrupted"]:
+        _reseed(st, settings, the_task, front_seeds, result)
     if report:
         out.mkdir(parents=True, exist_ok=True)
         result["report"] = write_report(st, out / "report", command=command)
     return result
+
+
+def _reseed(st: optuna.Study, settings: Settings, task: Task, k: int, result: dict) -> None:
+    """Train the front over ``k`` extra seeds; a Ctrl-C marks the result interrupted."""
+    try:
+        result["front_seed_runs"] = reseed_front(st, settings, task, k)
+    except KeyboardInterrupt:
+        result["interrupted"] = True
 
 
 def run_here(

@@ -3,9 +3,12 @@
 A study is stored in an Optuna storage (default: a SQLite file under the output folder; see
 :mod:`archsearch.search.storage`). Its user attribute ``archsearch`` records what makes its trials
 comparable: the space (as loaded), the task and its options, the profile, the training recipe and
-the halving schedule. Opening an existing study with anything different is a one-line error
-*before* anything is written, so a failed validation never modifies a study. Running the same
-command again resumes it: ``--trials`` is the number of finished trials the study should hold.
+the halving schedule, and the budget mode: ``train.budget_mode`` is ``flops`` when every trial
+gets the same training FLOPs (``budget_flops``; the rungs of successive halving are then
+fractions of that FLOPs budget) and ``tokens`` when every trial gets the same data. Opening an
+existing study with anything different is a one-line error *before* anything is written, so a
+failed validation never modifies a study. Running the same command again resumes it:
+``--trials`` is the number of finished trials the study should hold.
 
 The trials themselves are run by :class:`archsearch.search.loop.Search`, one at a time, through
 the per-trial pipeline of :mod:`archsearch.search.pipeline`; see docs/search.md, "Spaces".
@@ -65,6 +68,7 @@ class Settings:
 
     def record(self) -> dict[str, Any]:
         train = {k: v for k, v in dataclasses.asdict(self.train).items() if k != "eval_at"}
+        train["budget_mode"] = self.train.budget_mode
         return {
             "space": jsonable(self.space.raw),
             "space_name": self.space.name,
@@ -96,6 +100,7 @@ def settings_from(
     eta: int | None = None,
     rungs: int | None = None,
     budget_tokens: int | None = None,
+    budget_flops: float | None = None,
 ) -> Settings:
     """Resolve the task, training recipe and halving of a search (all validated here)."""
     name = task or space.task.get("name") or "lm"
@@ -112,9 +117,7 @@ def settings_from(
     halving_data = train_data.pop("halving", None) or {}
     if not isinstance(halving_data, dict):
         raise ConfigError("train.halving", halving_data, "{eta: N, rungs: R}", source=space.source)
-    if budget_tokens is not None:
-        train_data.update(budget_tokens=budget_tokens, budget_steps=None, budget_seconds=None)
-    train_data.setdefault("budget_tokens", 200_000)
+    _apply_budget(train_data, budget_tokens, budget_flops, space.source)
     train_data.setdefault("compile", profile.compile)
     try:
         tcfg = from_dict(TrainConfig, train_data)
@@ -126,6 +129,42 @@ def settings_from(
         raise e.located(prefix="train", source=space.source) from None
     tcfg = dataclasses.replace(tcfg, eval_at=tuple(halving.fractions()[:-1]))
     return Settings(space, name, options, profile, tcfg, halving)
+
+
+def _apply_budget(
+    train: dict[str, Any], tokens: int | None, flops: float | None, source: str | None
+) -> None:
+    """The budget of the space's ``train:`` block, overridden by ``--budget-tokens`` or
+    ``--budget-flops`` (one of them); 200k tokens when neither says anything."""
+    if tokens is not None and flops is not None:
+        raise ConfigError(
+            "--budget-flops", f"{flops:.4g}", "either it or --budget-tokens, not both"
+        )
+    if isinstance(train.get("budget_flops"), str):  # YAML reads 3e13 (no dot) as a string
+        try:
+            train["budget_flops"] = float(train["budget_flops"])
+        except ValueError:
+            raise ConfigError(
+                "train.budget_flops",
+                train["budget_flops"],
+                "a number of FLOPs, e.g. 3.0e13",
+                source=source,
+            ) from None
+    if train.get("budget_flops") is not None and train.get("budget_tokens") is not None:
+        raise ConfigError(
+            "train.budget_flops",
+            train["budget_flops"],
+            "either budget_flops or budget_tokens in one study, not both",
+            source=source,
+        )
+    if tokens is not None:
+        train.update(budget_tokens=tokens, budget_flops=None, budget_steps=None)
+        train.update(budget_seconds=None)
+    if flops is not None:
+        train.update(budget_flops=flops, budget_tokens=None, budget_steps=None)
+        train.update(budget_seconds=None)
+    if train.get("budget_flops") is None:
+        train.setdefault("budget_tokens", 200_000)
 
 
 def _check_metrics(space: SearchSpace, task: str) -> None:
@@ -145,6 +184,7 @@ def _check_metrics(space: SearchSpace, task: str) -> None:
 
 def check_same(stored: dict[str, Any], new: dict[str, Any], name: str) -> None:
     """A study with this name exists: it must have been made with the same settings."""
+    stored = _upgraded(stored)
     diffs = [k for k in _IDENTITY if stored.get(k) != new.get(k)]
     if diffs:
         what = ", ".join(_first_diff(stored.get(k), new.get(k), k) for k in diffs)
@@ -154,6 +194,16 @@ def check_same(stored: dict[str, Any], new: dict[str, Any], name: str) -> None:
             f"a new study name, or the settings of the existing study '{name}' (from "
             f"{stored.get('space_source', '?')}); they differ in {what}",
         )
+
+
+def _upgraded(stored: dict[str, Any]) -> dict[str, Any]:
+    """A record made before FLOPs budgets existed, read as the token-budget study it was."""
+    train = stored.get("train")
+    if not isinstance(train, dict) or "budget_mode" in train:
+        return stored
+    mode = "tokens" if train.get("budget_tokens") is not None else None
+    mode = mode or ("steps" if train.get("budget_steps") is not None else "seconds")
+    return {**stored, "train": {**train, "budget_flops": None, "budget_mode": mode}}
 
 
 def _first_diff(a: Any, b: Any, path: str) -> str:
@@ -241,6 +291,7 @@ def settings_of(study: optuna.Study) -> Settings:
         eta=rec["halving"]["eta"],
         rungs=rec["halving"]["rungs"],
         budget_tokens=rec["train"].get("budget_tokens"),
+        budget_flops=rec["train"].get("budget_flops"),
     )
     check_same(rec, settings.record(), study.study_name)
     return settings

@@ -1,0 +1,148 @@
+"""``archsearch compare``: a few models over several seeds at one budget (run by
+:func:`archsearch.search.compare.compare`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
+from archsearch.cli._options import (
+    TASKS_PLACEHOLDER,
+    parse_flops,
+    parse_optional_count,
+    parse_task_options,
+)
+from archsearch.errors import ConfigError
+
+
+@user_errors
+def compare_cmd(
+    ctx: typer.Context,
+    models: list[Path] = typer.Argument(
+        ..., metavar="MODEL.yaml...", help="Model config YAMLs; the first is the baseline."
+    ),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per model (0..S-1): init and data order."),
+    budget_flops: str | None = typer.Option(
+        None, "--budget-flops", help="Training FLOPs per run (3e13, 30T): equal compute."
+    ),
+    budget_tokens: str | None = typer.Option(
+        None, "--budget-tokens", help="Training tokens per run (250k, 2m): equal data."
+    ),
+    task: str = typer.Option("lm", "--task", "-t", help=TASKS_PLACEHOLDER + "."),
+    data: str | None = typer.Option(
+        None, "--data", help="lm: a text file or folder, enwik8, ... (as for train)."
+    ),
+    task_opts: list[str] = typer.Option(
+        [], "--task-opt", "-O", help="Task option KEY=VALUE (repeatable), e.g. num_pairs=8."
+    ),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", "-T", help="Training window T (default: the first model's max_seq_len)."
+    ),
+    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (AdamW)."),
+    evals: int = typer.Option(4, "--evals", help="Held-out evaluations after step 0."),
+    profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Optuna storage URL or SQLite path (default OUT/compare.db)."
+    ),
+    study: str = typer.Option("compare", "--study", help="Study name in the storage."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default runs/compare/FIRST-vs-...)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary, no progress."),
+) -> None:
+    """Train each MODEL over several seeds at one budget (runs one after another; a re-run
+    resumes); write compare.csv, runs.csv, compare.png and compare.md."""
+    from archsearch.quality.train import TrainConfig
+    from archsearch.search.compare import compare, prepare
+
+    if budget_flops is not None and budget_tokens is not None:
+        raise ConfigError("--budget-flops", budget_flops, "either it or --budget-tokens, not both")
+    flops = parse_flops(budget_flops, "--budget-flops")
+    tokens = parse_optional_count(budget_tokens, "--budget-tokens")
+    prof = checked_profile(profile)
+    tcfg = TrainConfig(
+        budget_flops=flops,
+        budget_tokens=tokens if tokens is not None or flops is not None else 200_000,
+        batch_size=batch_size,
+        lr=lr,
+        evals=evals,
+        compile=prof.compile,
+    )
+    comp = prepare(
+        models,
+        seeds=seeds,
+        task=task,
+        task_options={**parse_task_options(task_opts), **({"data": data} if data else {})},
+        seq_len=seq_len,
+        train_cfg=tcfg,
+        profile=prof,
+    )
+    out = out or Path("runs/compare") / "-vs-".join(m.name for m in comp.models)
+    summary = _run(compare, comp, out, storage, study, invocation(ctx), quiet=as_json)
+    if as_json:
+        echo_json(summary)
+    else:
+        _print_table(summary, comp.task.metric)
+    if summary["interrupted"]:
+        typer.echo("interrupted: finished runs are saved; run the same command to resume", err=True)
+        raise typer.Exit(code=130)
+
+
+def _run(
+    fn: Any, comp: Any, out: Path, storage: str | None, study: str, command: str, quiet: bool
+) -> Any:
+    from rich import progress as rp
+    from rich.console import Console
+
+    cols = (
+        rp.TextColumn("{task.description}"),
+        rp.BarColumn(),
+        rp.TaskProgressColumn(),
+        rp.TextColumn("loss {task.fields[loss]}"),
+        rp.TimeElapsedColumn(),
+    )
+    total = len(comp.models) * comp.seeds
+    with rp.Progress(*cols, console=Console(stderr=True), disable=quiet) as bar:
+        tid = bar.add_task("runs", total=total, loss="-")
+        state = {"done": 0}
+
+        def on_run(model: str, seed: int, what: str) -> None:
+            if what == "start":
+                bar.update(tid, description=f"{model} seed {seed}")
+                return
+            state["done"] += 1
+            bar.update(tid, completed=state["done"])
+            bar.console.print(f"{model} seed {seed}: {'already done' if what == 'skip' else what}")
+
+        def on_step(step: int, progress: float, loss: float, tps: float) -> None:
+            bar.update(tid, completed=state["done"] + min(progress, 1.0), loss=f"{loss:.4f}")
+
+        return fn(
+            comp, out, storage=storage, study_name=study, command=command, on_run=on_run,
+            on_step=on_step,
+        )  # fmt: skip
+
+
+def _print_table(summary: dict[str, Any], metric: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{metric}: mean and 95% interval over seeds")
+    for col in ("model", "n", "mean", "95% interval", "paired diff to first (95%)"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    for r in summary["models"]:
+        diff = "-"
+        if r["diff_vs_first"] is not None:
+            diff = f"{r['diff_vs_first']:+.4f} [{f(r['diff_ci95_low'])}, {f(r['diff_ci95_high'])}]"
+        ci = f"[{f(r['ci95_low'])}, {f(r['ci95_high'])}]"
+        t.add_row(r["model"], str(r["n"]), f(r["mean"]), ci, diff)
+    Console().print(t)
+    typer.echo("wrote " + ", ".join(summary["files"].values()))
