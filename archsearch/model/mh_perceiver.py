@@ -295,10 +295,8 @@ def _double_reads(
         rows[:C] = True
         rows[C:] |= prefix_reads(lat)
     if ctx_out.any():
-        if p is not None:  # a slot mixes every context row
-            need = torch.ones(C, dtype=torch.bool)
-        else:
-            need = ctx_out
+        # a slot mixes every context row
+        need = torch.ones(C, dtype=torch.bool) if p is not None else ctx_out
         seg = need.view(fam.segments(), -1).any(dim=1, keepdim=True)
         rows[:C] |= seg.expand(-1, C // fam.segments()).reshape(-1)
     return rows
