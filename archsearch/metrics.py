@@ -154,6 +154,16 @@ for _m in (
         formatter=fmt.binary_bytes,
     ),
     Metric(
+        "receptive_field",
+        "tokens",
+        "maximize",
+        "profiled",
+        "cost",
+        "window positions the last position's output depends on (its gradient support), from "
+        "the structure; seq_len when the model sees its whole window",
+        formatter=lambda v: f"{v:,.0f} tokens",
+    ),
+    Metric(
         "peak_memory_gib",
         "GiB",
         "minimize",
