@@ -8,21 +8,26 @@ softmax layers beat a GPT baseline. **Everything below is a reconstruction [R]**
 configurable framework so each guess is one config field that can be searched over and corrected
 once the method section is read:
 
-* **one fixed shift per layer** [R]: layer ℓ mixes each token ``u_t`` with ``u_{t−d}``, zero-padded
-  at the start (``u_{t−d} = 0`` for ``t < d``; never a cyclic roll), or with a learned pad vector
-  (initialised ``N(0, 0.02²)``);
-* **hierarchical schedule** [R]: ``d = base^level``; ``level = p mod K`` (``ascending``) or
-  ``K − 1 − (p mod K)`` (``descending``) at schedule position ``p``, so both cycle over
-  ``K = ⌈log_base max_seq_len⌉`` levels (``levels`` overrides K; K ≥ the number of layers never
-  repeats). ``p`` is the index among the stack's HSM layers (``schedule_by: hsm_layers``, so a
-  hybrid's HSM layers keep the sequence 1, 2, 4, …) or among all layers (``all_layers``);
-* **base b** [R]: a layer reads ``b − 1`` shifted copies ``u_{t−d}, …, u_{t−(b−1)d}`` (one at the
-  default b = 2), so K layers reach every distance below ``b^K`` along exactly one path (its
-  base-b digits). Without residuals a stack of linear ``ab`` layers is then a causal depthwise
-  convolution with a product kernel (tested);
+* **shifted copies** [R]: a layer mixes each token ``u_t`` with ``u_{t−j·d}``, ``j < r``,
+  zero-padded at the start (``u_{t−j·d} = 0`` for ``t < j·d``; never a cyclic roll), or with a
+  learned pad vector (initialised ``N(0, 0.02²)``);
+* **hierarchical schedule** [R]: K = ``⌈log_base max_seq_len⌉`` levels (``levels`` overrides
+  K), level ℓ meaning the digit ``base^ℓ``. ``p`` is the layer's index among the stack's n HSM
+  layers (``schedule_by: hsm_layers``) or among all n layers (``all_layers``).
+  ``coverage: full`` (default): the levels are dealt out in chunks of ``k = ⌈K/n⌉`` consecutive
+  levels, chunk c starting at ``min(c·k, K − k)``; layer p holds chunk ``p mod ⌈K/k⌉`` (reversed
+  for ``descending``) with stride ``d = base^start`` and radix ``r = base^k``, so every offset
+  below ``base^K`` is a sum of one offset per layer and the stack sees its whole window at any
+  depth. ``coverage: cycle`` (the earlier schedule): one level per layer (``r = base``),
+  ``level = p mod K`` (``ascending``) or ``K − 1 − (p mod K)`` (``descending``), with holes when
+  there are fewer layers than levels (docs/architectures.md, "HSM");
+* **base b** [R]: with ``coverage: cycle`` a layer reads ``b − 1`` copies, so K layers reach
+  every distance below ``b^K`` along exactly one path (its base-b digits). Without residuals a
+  stack of linear ``ab`` layers is then a causal depthwise convolution with a product kernel
+  (tested). Below, ``b`` is the layer's radix r;
 * **several shifts per layer** [R]: ``shift_groups = G`` splits the channels (heads for
-  ``pair_softmax``) into G equal groups; group g of the layer at schedule position p uses position
-  ``p·G + g``, so the levels are dealt out G per layer;
+  ``pair_softmax``) into G equal groups; under ``cycle`` group g of the layer at schedule
+  position p uses position ``p·G + g``, under ``full`` chunk ``(p + g) mod ⌈K/k⌉``;
 * **mixing functions** [R] (only the name "(a,b) mixer" is confirmed), with ``S_j = u_{t−j·d}``:
 
   - ``ab``: ``a ⊙ u_t + Σ_j b_j ⊙ S_j``, learned per channel, per head or one scalar
@@ -49,9 +54,12 @@ elementwise=True)`` does):
   softmax are not counted;
 * ``pair_mlp``: ``2·T·bD·h + 2·T·h·D`` for hidden width h.
 
-No term grows faster than T. Decode state: a ring buffer per group of the last ``(b − 1)·d_g``
-inputs (keys and values for ``pair_softmax``): ``Σ_g min(T, (b−1)·d_g)·D/G`` numbers (twice that for
-``pair_softmax``); over a stack with shifts 1 … 2^(K−1) about ``max_seq_len · D``.
+No term grows faster than T at a fixed ``max_seq_len``; under ``coverage: full`` a layer reads
+``r − 1 ≈ max_seq_len^(1/n)`` copies, so with ``max_seq_len = T`` the cost is ``T^(1 + 1/n)``
+(:meth:`HierarchicalShiftMixing.stack_flop_exponent`). Decode state: a ring buffer per group of
+the last ``(b − 1)·d_g`` inputs (keys and values for ``pair_softmax``):
+``Σ_g min(T, (b−1)·d_g)·D/G`` numbers (twice that for ``pair_softmax``); over a stack about
+``max_seq_len · D`` (either coverage).
 """
 
 from __future__ import annotations
