@@ -34,7 +34,7 @@ def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
     """Everything ``build`` reports, as plain data (also used by quickstart and --json)."""
     from archsearch.model.costs import model_cost
     from archsearch.model.families import get_family
-    from archsearch.model.transformer import count_params
+    from archsearch.model.transformer import count_params, receptive_field
 
     cost = model_cost(cfg, seq_len)
     params = count_params(cfg)
@@ -58,6 +58,7 @@ def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
             "lm_head": cost.head,
         },
         "decode_state_numbers": cost.decode_state,
+        "receptive_field": receptive_field(cfg, seq_len),
         "layers": [
             {
                 "index": lc.index,
@@ -123,6 +124,9 @@ def print_summary(s: dict[str, Any]) -> None:
             f"family {fam['kind']} ({hp}): loss on the last {s['scored_positions']} of "
             f"{T} positions"
         )
+    rf = s["receptive_field"]
+    sees = "the whole window" if rf >= T else f"only {rf / T:.1%} of the window"
+    con.print(f"receptive field: {rf:,} of {T:,} tokens ({sees})")
     con.print(_flops_table(s["flops"], T))
     con.print(_layer_table(s))
     if s["incremental_decode"]:

@@ -6,6 +6,7 @@ Importing this package registers every built-in mixer (the import is the registr
 # built-in mixers, one module each (import order = nothing but registration)
 from archsearch.mixers import combiner, ecp, hsm, s2attn, sliding_window, softmax  # noqa: E402, F401, I001
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops, TokenMixer
+from archsearch.mixers._reach import interval_reads, offset_reads, prefix_reads
 from archsearch.mixers._registry import (
     build_mixer,
     get_mixer,
@@ -22,8 +23,11 @@ __all__ = [
     "TokenMixer",
     "build_mixer",
     "get_mixer",
+    "interval_reads",
     "list_mixers",
     "mixer_config",
+    "offset_reads",
+    "prefix_reads",
     "register_mixer",
     "unregister_mixer",
 ]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from archsearch.dataconf import to_dict
+from archsearch.mixers._reach import prefix_reads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +58,8 @@ class MixerContext:
     kind_idx: int | None = None
     """index of this layer among the stack's layers of the same mixer kind (None: not known);
     lets a mixer whose behaviour depends on depth (HSM's shift schedule) skip other kinds"""
+    kind_count: int | None = None
+    """how many layers of the stack have this mixer kind (None: not known)"""
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,23 @@ class TokenMixer(nn.Module, abc.ABC):
         is checked against it. Linear (1.0) unless a mixer says otherwise; T·log T counts as 1.
         """
         return 1.0
+
+    @classmethod
+    def stack_flop_exponent(cls, cfg: MixerConfig, ctx: MixerContext) -> float:
+        """:meth:`flop_exponent` of this layer in the stack ``ctx`` describes, as ``archsearch
+        scale`` grows ``max_seq_len`` with T (HSM's full-coverage schedule reads more copies per
+        layer the fewer HSM layers there are). Defaults to :meth:`flop_exponent`."""
+        return cls.flop_exponent(cfg)
+
+    @classmethod
+    def reads(
+        cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int, rows_T: torch.Tensor
+    ) -> torch.Tensor:
+        """Receptive field of one layer: the input positions (bool ``(T,)``) that the outputs at
+        ``rows_T`` (bool ``(T,)``) depend on, their gradient support; O(T) or O(T log T), never
+        a T×T matrix (docs/architectures.md, "Hybrid stacks"). The default is full causal attention:
+        every position up to the last row. A mixer that reads less overrides it."""
+        return prefix_reads(rows_T)
 
     @classmethod
     def layer_info(cls, cfg: MixerConfig, ctx: MixerContext) -> dict[str, Any]:

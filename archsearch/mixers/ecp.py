@@ -37,6 +37,7 @@ from torch import nn
 from archsearch.errors import ConfigError, require
 from archsearch.mixers._attention import AttentionConfig
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops, TokenMixer
+from archsearch.mixers._reach import interval_reads
 from archsearch.mixers._registry import register_mixer
 from archsearch.mixers.softmax import SoftmaxAttention
 from archsearch.ops.pairwise_segment import pairwise_pairs, pairwise_segment_attention
@@ -236,6 +237,21 @@ class PairwiseSegmentAttention(TokenMixer):
         assert isinstance(cfg, cls.Config)
         per_token = ctx.d_model if cfg.kv_shared else 2 * ctx.d_model
         return per_token * min(2 * cfg.segment_len, seq_len)
+
+    @classmethod
+    def reads(
+        cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int, rows_T: torch.Tensor
+    ) -> torch.Tensor:
+        """Row i reads from ``m·(⌊i/m⌋ − 1)`` on (boundaries offset by m/2 for the second half of
+        the heads with ``head_split``), so L layers reach back to ``m·(⌊t/m⌋ − L)``."""
+        assert isinstance(cfg, cls.Config)
+        m, pos = cfg.segment_len, torch.arange(seq_len)
+        offsets = (0, m // 2) if cfg.head_split else (0,)
+        out = torch.zeros_like(rows_T)
+        for off in offsets:
+            lo = (((pos + off) // m - 1) * m - off).clamp(min=0)
+            out |= interval_reads(rows_T, lo)
+        return out
 
     @classmethod
     def example_configs(cls, d_model: int) -> list[MixerConfig]:

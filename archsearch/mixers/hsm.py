@@ -8,21 +8,26 @@ softmax layers beat a GPT baseline. **Everything below is a reconstruction [R]**
 configurable framework so each guess is one config field that can be searched over and corrected
 once the method section is read:
 
-* **one fixed shift per layer** [R]: layer ℓ mixes each token ``u_t`` with ``u_{t−d}``, zero-padded
-  at the start (``u_{t−d} = 0`` for ``t < d``; never a cyclic roll), or with a learned pad vector
-  (initialised ``N(0, 0.02²)``);
-* **hierarchical schedule** [R]: ``d = base^level``; ``level = p mod K`` (``ascending``) or
-  ``K − 1 − (p mod K)`` (``descending``) at schedule position ``p``, so both cycle over
-  ``K = ⌈log_base max_seq_len⌉`` levels (``levels`` overrides K; K ≥ the number of layers never
-  repeats). ``p`` is the index among the stack's HSM layers (``schedule_by: hsm_layers``, so a
-  hybrid's HSM layers keep the sequence 1, 2, 4, …) or among all layers (``all_layers``);
-* **base b** [R]: a layer reads ``b − 1`` shifted copies ``u_{t−d}, …, u_{t−(b−1)d}`` (one at the
-  default b = 2), so K layers reach every distance below ``b^K`` along exactly one path (its
-  base-b digits). Without residuals a stack of linear ``ab`` layers is then a causal depthwise
-  convolution with a product kernel (tested);
+* **shifted copies** [R]: a layer mixes each token ``u_t`` with ``u_{t−j·d}``, ``j < r``,
+  zero-padded at the start (``u_{t−j·d} = 0`` for ``t < j·d``; never a cyclic roll), or with a
+  learned pad vector (initialised ``N(0, 0.02²)``);
+* **hierarchical schedule** [R]: K = ``⌈log_base max_seq_len⌉`` levels (``levels`` overrides
+  K), level ℓ meaning the digit ``base^ℓ``. ``p`` is the layer's index among the stack's n HSM
+  layers (``schedule_by: hsm_layers``) or among all n layers (``all_layers``).
+  ``coverage: full`` (default): the levels are dealt out in chunks of ``k = ⌈K/n⌉`` consecutive
+  levels, chunk c starting at ``min(c·k, K − k)``; layer p holds chunk ``p mod ⌈K/k⌉`` (reversed
+  for ``descending``) with stride ``d = base^start`` and radix ``r = base^k``, so every offset
+  below ``base^K`` is a sum of one offset per layer and the stack sees its whole window at any
+  depth. ``coverage: cycle`` (the earlier schedule): one level per layer (``r = base``),
+  ``level = p mod K`` (``ascending``) or ``K − 1 − (p mod K)`` (``descending``), with holes when
+  there are fewer layers than levels (docs/architectures.md, "HSM");
+* **base b** [R]: with ``coverage: cycle`` a layer reads ``b − 1`` copies, so K layers reach
+  every distance below ``b^K`` along exactly one path (its base-b digits). Without residuals a
+  stack of linear ``ab`` layers is then a causal depthwise convolution with a product kernel
+  (tested). Below, ``b`` is the layer's radix r;
 * **several shifts per layer** [R]: ``shift_groups = G`` splits the channels (heads for
-  ``pair_softmax``) into G equal groups; group g of the layer at schedule position p uses position
-  ``p·G + g``, so the levels are dealt out G per layer;
+  ``pair_softmax``) into G equal groups; under ``cycle`` group g of the layer at schedule
+  position p uses position ``p·G + g``, under ``full`` chunk ``(p + g) mod ⌈K/k⌉``;
 * **mixing functions** [R] (only the name "(a,b) mixer" is confirmed), with ``S_j = u_{t−j·d}``:
 
   - ``ab``: ``a ⊙ u_t + Σ_j b_j ⊙ S_j``, learned per channel, per head or one scalar
@@ -49,9 +54,12 @@ elementwise=True)`` does):
   softmax are not counted;
 * ``pair_mlp``: ``2·T·bD·h + 2·T·h·D`` for hidden width h.
 
-No term grows faster than T. Decode state: a ring buffer per group of the last ``(b − 1)·d_g``
-inputs (keys and values for ``pair_softmax``): ``Σ_g min(T, (b−1)·d_g)·D/G`` numbers (twice that for
-``pair_softmax``); over a stack with shifts 1 … 2^(K−1) about ``max_seq_len · D``.
+No term grows faster than T at a fixed ``max_seq_len``; under ``coverage: full`` a layer reads
+``r − 1 ≈ max_seq_len^(1/n)`` copies, so with ``max_seq_len = T`` the cost is ``T^(1 + 1/n)``
+(:meth:`HierarchicalShiftMixing.stack_flop_exponent`). Decode state: a ring buffer per group of
+the last ``(b − 1)·d_g`` inputs (keys and values for ``pair_softmax``):
+``Σ_g min(T, (b−1)·d_g)·D/G`` numbers (twice that for ``pair_softmax``); over a stack about
+``max_seq_len · D`` (either coverage).
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ from torch import nn
 
 from archsearch.errors import ConfigError, require
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops, TokenMixer
+from archsearch.mixers._reach import offset_reads
 from archsearch.mixers._registry import register_mixer
 from archsearch.mixers.sliding_window import SlidingWindowAttention
 
@@ -72,6 +81,7 @@ MIXINGS = ("ab", "gated", "pair_softmax", "pair_mlp")
 AB_WEIGHTS = ("channel", "head", "scalar")
 SCHEDULES = ("ascending", "descending")
 SCHEDULE_BY = ("hsm_layers", "all_layers")
+COVERAGES = ("full", "cycle")
 PADS = ("zeros", "learned")
 
 
@@ -99,18 +109,46 @@ def num_levels(cfg: HierarchicalShiftMixing.Config, ctx: MixerContext) -> int:
     return max(K, 1)
 
 
+def schedule_place(cfg: HierarchicalShiftMixing.Config, ctx: MixerContext) -> tuple[int, int]:
+    """``(p, n)``: this layer's schedule position and how many layers advance the schedule (the
+    stack's HSM layers for ``schedule_by: hsm_layers``, else all its layers)."""
+    if cfg.schedule_by == "hsm_layers" and ctx.kind_idx is not None:
+        return ctx.kind_idx, ctx.kind_count or ctx.n_layers
+    return ctx.layer_idx, ctx.n_layers
+
+
+def levels_per_layer(cfg: HierarchicalShiftMixing.Config, ctx: MixerContext) -> int:
+    """k: the levels one layer reads at once; 1 for ``coverage: cycle``, else ``⌈K / n⌉``."""
+    if cfg.coverage == "cycle":
+        return 1
+    return -(-num_levels(cfg, ctx) // schedule_place(cfg, ctx)[1])
+
+
+def layer_radix(cfg: HierarchicalShiftMixing.Config, ctx: MixerContext) -> int:
+    """r = ``base^k``: the inputs of a token, itself and ``r − 1`` copies ``j·d`` back."""
+    return int(cfg.base ** levels_per_layer(cfg, ctx))
+
+
 def layer_shifts(cfg: HierarchicalShiftMixing.Config, ctx: MixerContext) -> tuple[int, ...]:
-    """The shift d of each channel/head group of the layer ``ctx`` describes."""
-    K = num_levels(cfg, ctx)
-    use_kind = cfg.schedule_by == "hsm_layers" and ctx.kind_idx is not None
-    p = ctx.kind_idx if use_kind else ctx.layer_idx
-    assert p is not None
-    shifts = []
-    for g in range(cfg.shift_groups):
-        pos = (p * cfg.shift_groups + g) % K
-        level = pos if cfg.schedule == "ascending" else K - 1 - pos
-        shifts.append(cfg.base**level)
-    return tuple(shifts)
+    """The stride d of each channel/head group of the layer ``ctx`` describes: the group reads
+    ``u_{t−j·d}`` for ``j < layer_radix`` (module docstring, "schedule")."""
+    K, k = num_levels(cfg, ctx), levels_per_layer(cfg, ctx)
+    p = schedule_place(cfg, ctx)[0]
+    G = cfg.shift_groups
+    if cfg.coverage == "cycle":
+        chunks, slots = K, [(p * G + g) % K for g in range(G)]
+    else:
+        chunks = -(-K // k)
+        slots = [(p + g) % chunks for g in range(G)]
+    if cfg.schedule == "descending":
+        slots = [chunks - 1 - c for c in slots]
+    return tuple(cfg.base ** min(c * k, K - k) for c in slots)
+
+
+def _unmasked_pairs(T: int, d: int, r: int) -> int:
+    """``Σ_{j<r} max(0, T − j·d)``: the (query, key) pairs of one group that are not pads."""
+    m = min(r - 1, (T - 1) // d)
+    return (m + 1) * T - d * m * (m + 1) // 2
 
 
 @dataclass
@@ -139,7 +177,11 @@ class HierarchicalShiftMixing(TokenMixer):
         base: int = 2
         """shifts are powers of ``base``; a layer reads ``base − 1`` shifted copies [R]"""
         schedule: Literal["ascending", "descending"] = "ascending"
-        """shift order with depth; both cycle over ``levels`` [R]"""
+        """shift order with depth [R]"""
+        coverage: Literal["full", "cycle"] = "full"
+        """full: the K levels are dealt out over the stack's HSM layers, ⌈K/n⌉ per layer, so
+        every offset below base^K is reachable at any depth [R]; cycle: one level per layer,
+        cycling (the earlier schedule; with fewer layers than levels most offsets are missed)"""
         levels: int | None = None
         """K, the schedule's length; None = ⌈log_base max_seq_len⌉"""
         schedule_by: Literal["hsm_layers", "all_layers"] = "hsm_layers"
@@ -168,6 +210,12 @@ class HierarchicalShiftMixing(TokenMixer):
                 "schedule",
                 self.schedule,
                 "one of " + ", ".join(SCHEDULES),
+            )
+            require(
+                self.coverage in COVERAGES,
+                "coverage",
+                self.coverage,
+                "one of " + ", ".join(COVERAGES),
             )
             require(
                 self.levels is None or self.levels >= 1,
@@ -216,8 +264,10 @@ class HierarchicalShiftMixing(TokenMixer):
 
     def __init__(self, cfg: Config, ctx: MixerContext) -> None:
         super().__init__(cfg, ctx)
-        D, b = ctx.d_model, cfg.base
+        D = ctx.d_model
         self.shifts = layer_shifts(cfg, ctx)
+        #: inputs per token: itself and ``radix − 1`` copies (``base`` for coverage: cycle)
+        self.radix = b = layer_radix(cfg, ctx)
         self.n_heads = cfg.n_heads
         self.head_dim = D // cfg.n_heads
         if cfg.mixing == "ab":
@@ -247,8 +297,8 @@ class HierarchicalShiftMixing(TokenMixer):
     def reset_parameters(self) -> None:
         if self.cfg.mixing == "ab":
             # near the mean of the b inputs; random so that channels differ
-            nn.init.normal_(self.a, mean=1.0 / self.cfg.base, std=0.02)
-            nn.init.normal_(self.b, mean=1.0 / self.cfg.base, std=0.02)
+            nn.init.normal_(self.a, mean=1.0 / self.radix, std=0.02)
+            nn.init.normal_(self.b, mean=1.0 / self.radix, std=0.02)
         for pad in self._fills():
             if pad is not None:  # learned pads start like a token embedding
                 nn.init.normal_(pad, std=0.02)
@@ -312,7 +362,7 @@ class HierarchicalShiftMixing(TokenMixer):
     def _tap_offsets(self, device: torch.device) -> torch.Tensor:
         """(H, b): how far back head h's key j sits, ``j·d_g(h)``."""
         per_group = self.n_heads // len(self.shifts)
-        b = self.cfg.base
+        b = self.radix
         offs = [[j * d for j in range(b)] for d in self.shifts for _ in range(per_group)]
         return torch.tensor(offs, device=device)
 
@@ -339,7 +389,7 @@ class HierarchicalShiftMixing(TokenMixer):
         return self.qkv(x_BnD).view(B, n, 3, self.n_heads, self.head_dim).unbind(2)
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
-        b, fills = self.cfg.base, self._fills()
+        b, fills = self.radix, self._fills()
         if self.cfg.mixing == "pair_softmax":
             q, k, v = self._qkv(x_BTD)
             keys = [k] + [self._shifted(k, j, fills[0]) for j in range(1, b)]
@@ -369,7 +419,7 @@ class HierarchicalShiftMixing(TokenMixer):
         for shape in group_shapes:
             per_group = []
             for d in self.shifts:
-                cap = (self.cfg.base - 1) * d
+                cap = (self.radix - 1) * d
                 cap = cap if max_len is None else min(cap, max_len)
                 per_group.append(torch.zeros(batch, cap, *shape, dtype=dtype, device=device))
             rings.append(per_group)
@@ -401,7 +451,7 @@ class HierarchicalShiftMixing(TokenMixer):
     def step(self, x_B1D: torch.Tensor, state: ShiftRingState) -> tuple[torch.Tensor, Any]:
         if state.max_len is not None and state.t >= state.max_len:
             raise ValueError(f"decoding state was sized for max_len={state.max_len} tokens")
-        b, fills = self.cfg.base, self._fills()
+        b, fills = self.radix, self._fills()
         if self.cfg.mixing == "pair_softmax":
             q, k, v = self._qkv(x_B1D)
             keys = [k] + [self._read(state, 0, j, fills[0]) for j in range(1, b)]
@@ -423,7 +473,7 @@ class HierarchicalShiftMixing(TokenMixer):
     @classmethod
     def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
         assert isinstance(cfg, cls.Config)
-        D, T, b = ctx.d_model, seq_len, cfg.base
+        D, T, b = ctx.d_model, seq_len, layer_radix(cfg, ctx)
         if cfg.mixing == "ab":
             return MixerFlops(0, 0, 0, elementwise=(2 * b - 1) * T * D)
         if cfg.mixing == "gated":
@@ -433,7 +483,7 @@ class HierarchicalShiftMixing(TokenMixer):
             return MixerFlops(2 * T * b * D * h + 2 * T * h * D, 0, 0)
         shifts = layer_shifts(cfg, ctx)
         if cfg.pad == "zeros":
-            pairs = sum(max(0, T - j * d) for d in shifts for j in range(b))
+            pairs = sum(_unmasked_pairs(T, d, b) for d in shifts)
             exact = 4 * (D // len(shifts)) * pairs
         else:
             exact = 4 * D * b * T
@@ -442,29 +492,67 @@ class HierarchicalShiftMixing(TokenMixer):
     @classmethod
     def decode_state(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> int:
         assert isinstance(cfg, cls.Config)
-        shifts = layer_shifts(cfg, ctx)
+        shifts, b = layer_shifts(cfg, ctx), layer_radix(cfg, ctx)
         width = ctx.d_model // len(shifts) * (2 if cfg.mixing == "pair_softmax" else 1)
-        return sum(min(seq_len, (cfg.base - 1) * d) * width for d in shifts)
+        return sum(min(seq_len, (b - 1) * d) * width for d in shifts)
+
+    @classmethod
+    def flop_exponent(cls, cfg: MixerConfig) -> float:
+        """A lone layer (n = 1): with ``coverage: full`` it reads ``max_seq_len − 1`` copies."""
+        return cls.stack_flop_exponent(cfg, MixerContext(d_model=1))
+
+    @classmethod
+    def stack_flop_exponent(cls, cfg: MixerConfig, ctx: MixerContext) -> float:
+        """Linear at a fixed ``max_seq_len``; when it grows with T, ``coverage: full`` reads
+        ``base^⌈K/n⌉ − 1 ≈ T^(1/n)`` copies per layer: ``T^(1 + 1/n)`` for n HSM layers."""
+        assert isinstance(cfg, cls.Config)
+        if cfg.coverage == "cycle" or cfg.levels is not None:
+            return 1.0
+        return 1.0 + 1.0 / schedule_place(cfg, ctx)[1]
+
+    @classmethod
+    def reads(
+        cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int, rows_T: torch.Tensor
+    ) -> torch.Tensor:
+        assert isinstance(cfg, cls.Config)
+        r = layer_radix(cfg, ctx)
+        return offset_reads(rows_T, (j * d for d in layer_shifts(cfg, ctx) for j in range(r)))
 
     @classmethod
     def layer_info(cls, cfg: MixerConfig, ctx: MixerContext) -> dict[str, Any]:
         assert isinstance(cfg, cls.Config)
-        return {"shifts": list(layer_shifts(cfg, ctx)), "levels": num_levels(cfg, ctx)}
+        info = {"shifts": list(layer_shifts(cfg, ctx)), "levels": num_levels(cfg, ctx)}
+        if cfg.coverage == "full":
+            info["copies"] = layer_radix(cfg, ctx) - 1
+        return info
 
     # ---- conformance hooks (the suite builds layer 0 of a 1-layer stack, max_seq_len 256) ----
 
     @classmethod
     def example_configs(cls, d_model: int) -> list[MixerConfig]:
         C = cls.Config
+        cyc = {"coverage": "cycle"}
         return [
-            C(),  # ab per channel, shift 1
-            C(ab_weights="head", base=3, shift_groups=2),  # shifts 1, 3: copies at 1, 2 / 3, 6
-            C(ab_weights="scalar", pad="learned", schedule="descending", levels=4),  # shift 8
-            C(mixing="gated", shift_groups=4),  # shifts 1, 2, 4, 8
-            C(mixing="gated", base=3, pad="learned", bias=True),
-            C(mixing="pair_softmax", shift_groups=2),  # head groups at shifts 1, 2
-            C(mixing="pair_softmax", n_heads=2, pad="learned", schedule="descending", levels=3),
-            C(mixing="pair_mlp", base=4, shift_groups=2, pair_mlp_ratio=0.5),  # shifts 1, 4
+            C(**cyc),  # ab per channel, shift 1
+            C(ab_weights="head", base=3, shift_groups=2, **cyc),  # copies at 1, 2 / 3, 6
+            C(ab_weights="scalar", pad="learned", schedule="descending", levels=4, **cyc),  # 8
+            C(mixing="gated", shift_groups=4, **cyc),  # shifts 1, 2, 4, 8
+            C(mixing="gated", base=3, pad="learned", bias=True, **cyc),
+            C(mixing="pair_softmax", shift_groups=2, **cyc),  # head groups at shifts 1, 2
+            C(
+                mixing="pair_softmax",
+                n_heads=2,
+                pad="learned",
+                schedule="descending",
+                levels=3,
+                **cyc,
+            ),
+            C(mixing="pair_mlp", base=4, shift_groups=2, pair_mlp_ratio=0.5, **cyc),  # 1, 4
+            # coverage full, one layer: all K levels at once (copies 1 … base^K − 1)
+            C(levels=3),  # copies 1 … 7
+            C(mixing="gated", base=3, levels=2, shift_groups=2),  # copies 1 … 8, both groups
+            C(mixing="pair_softmax", levels=3, pad="learned", schedule="descending"),
+            C(mixing="pair_mlp", levels=2, pair_mlp_ratio=0.5),
         ]
 
     @classmethod
@@ -474,10 +562,16 @@ class HierarchicalShiftMixing(TokenMixer):
         far = seq_len.bit_length() + 1
         return [
             (
-                cls.Config(mixing="pair_softmax", n_heads=2, schedule="descending", levels=far),
+                cls.Config(
+                    mixing="pair_softmax",
+                    n_heads=2,
+                    schedule="descending",
+                    levels=far,
+                    coverage="cycle",
+                ),
                 "sliding_window",
                 SlidingWindowAttention.Config(n_heads=2, window=1),
-            )
+            ),
         ]
 
     @classmethod
@@ -490,6 +584,7 @@ class HierarchicalShiftMixing(TokenMixer):
             ({"schedule": "random"}, "schedule"),
             ({"levels": 0}, "levels"),
             ({"schedule_by": "layers"}, "schedule_by"),
+            ({"coverage": "partial"}, "coverage"),
             ({"shift_groups": 0}, "shift_groups"),
             ({"pad": "reflect"}, "pad"),
             ({"pair_mlp_ratio": 0.0}, "pair_mlp_ratio"),

@@ -25,6 +25,7 @@ import torch
 from archsearch.errors import ConfigError, require
 from archsearch.mixers._attention import AttentionConfig, AttentionMixer
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops
+from archsearch.mixers._reach import groups_lo, interval_reads
 from archsearch.mixers._registry import register_mixer
 from archsearch.mixers.softmax import SoftmaxAttention
 from archsearch.ops.grouped import grouped_causal_attention, grouped_pairs
@@ -110,6 +111,21 @@ class ShiftedSparseAttention(AttentionMixer):
         assert isinstance(cfg, cls.Config)
         # K and V of the tokens in each head's current group; a group holds at most G tokens
         return 2 * ctx.d_model * min(cfg.group_size, seq_len)
+
+    @classmethod
+    def reads(
+        cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int, rows_T: torch.Tensor
+    ) -> torch.Tensor:
+        """Aligned heads read their group, shifted heads their shifted group: a layer reaches
+        back G/2 more than the one above it."""
+        assert isinstance(cfg, cls.Config)
+        G, s = cfg.group_size, cfg.n_shifted
+        out = torch.zeros_like(rows_T)
+        if s < cfg.n_heads:
+            out |= interval_reads(rows_T, groups_lo(seq_len, G))
+        if s:
+            out |= interval_reads(rows_T, groups_lo(seq_len, G, first=G // 2))
+        return out
 
     @classmethod
     def example_configs(cls, d_model: int) -> list[MixerConfig]:

@@ -18,6 +18,7 @@ import torch
 from archsearch.errors import require
 from archsearch.mixers._attention import AttentionConfig, AttentionMixer
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops
+from archsearch.mixers._reach import interval_reads
 from archsearch.mixers._registry import register_mixer
 from archsearch.mixers.softmax import SoftmaxAttention
 from archsearch.ops.sliding_window import sliding_window_attention, sliding_window_pairs
@@ -55,6 +56,13 @@ class SlidingWindowAttention(AttentionMixer):
     def decode_state(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> int:
         assert isinstance(cfg, cls.Config)
         return 2 * ctx.d_model * min(cfg.window, seq_len)
+
+    @classmethod
+    def reads(
+        cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int, rows_T: torch.Tensor
+    ) -> torch.Tensor:
+        assert isinstance(cfg, cls.Config)
+        return interval_reads(rows_T, torch.arange(seq_len) - (cfg.window - 1))
 
     @classmethod
     def example_configs(cls, d_model: int) -> list[MixerConfig]:

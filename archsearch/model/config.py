@@ -115,6 +115,7 @@ class ModelConfig:
             rope=self.pos_encoding == "rope",
             rope_theta=self.rope_theta,
             kind_idx=sum(b.mixer.kind == kind for b in self.layers[:layer_idx]),
+            kind_count=sum(b.mixer.kind == kind for b in self.layers),
         )
 
     def check_seq_len(self, seq_len: int) -> None:

@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import ConfigError, require
-from archsearch.mixers import MixerFlops, mixer_config
+from archsearch.mixers import MixerFlops, mixer_config, prefix_reads
 from archsearch.model.config import BlockConfig, ModelConfig
 from archsearch.model.costs import LayerCost, ModelCost, head_cost
 from archsearch.model.families import FamilyConfig, register_family
@@ -277,6 +277,31 @@ class DoubleAttention(nn.Module):
         return self.out(y)
 
 
+def _double_reads(
+    fam: _ContextLatentConfig, layer_idx: int, C: int, out_rows: torch.Tensor
+) -> torch.Tensor:
+    """Input rows (``C`` context + l latents) that layer ``layer_idx``'s ``out_rows`` read."""
+    l, p = fam.n_latents, fam.compress_len(layer_idx)
+    C_out = C if p is None else p
+    ctx_out, lat = out_rows[:C_out], out_rows[C_out:]
+    rows = torch.zeros(C + l, dtype=torch.bool)
+    if p is None:
+        rows |= out_rows
+    elif getattr(fam, "aligned_residual", True):
+        rows[C:] |= lat  # the latents keep their own residual; the slots have none
+    else:
+        rows[: p + l] |= out_rows  # the code's x[:, :p+l]
+    if lat.any():
+        rows[:C] = True
+        rows[C:] |= prefix_reads(lat)
+    if ctx_out.any():
+        # a slot mixes every context row
+        need = torch.ones(C, dtype=torch.bool) if p is not None else ctx_out
+        seg = need.view(fam.segments(), -1).any(dim=1, keepdim=True)
+        rows[:C] |= seg.expand(-1, C // fam.segments()).reshape(-1)
+    return rows
+
+
 class ContextLatentBlock(nn.Module):
     """Pre-norm block around :class:`DoubleAttention`, with V3's layer-0 residual choice."""
 
@@ -332,6 +357,31 @@ class _ContextLatentLM(LanguageModel):
         for block in self.blocks:
             x_BTD = block(x_BTD)
         return x_BTD
+
+    @classmethod
+    def n_rows(cls, cfg: ModelConfig, seq_len: int) -> int:
+        fam = cfg.family
+        assert isinstance(fam, _ContextLatentConfig)
+        C = seq_len - fam.n_latents
+        for i in range(cfg.n_layers):
+            C = fam.compress_len(i) or C
+        return C + fam.n_latents
+
+    @classmethod
+    def reads(cls, cfg: ModelConfig, seq_len: int, rows_T: torch.Tensor) -> torch.Tensor:
+        """Layer by layer from the top: a needed latent reads every context row and the latents
+        up to the last needed one; a needed context row reads its whole segment; V3's slots
+        read every context row of layer 0 (the sequence projection); residuals as the block
+        adds them."""
+        fam = cfg.family
+        assert isinstance(fam, _ContextLatentConfig)
+        l = fam.n_latents
+        ctx_in = [seq_len - l]
+        for i in range(cfg.n_layers - 1):
+            ctx_in.append(fam.compress_len(i) or ctx_in[-1])
+        for i in reversed(range(cfg.n_layers)):
+            rows_T = _double_reads(fam, i, ctx_in[i], rows_T)
+        return rows_T
 
     @classmethod
     def cost(cls, cfg: ModelConfig, seq_len: int) -> ModelCost:

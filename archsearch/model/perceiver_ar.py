@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import ConfigError, require
-from archsearch.mixers import MixerFlops, mixer_config
+from archsearch.mixers import MixerFlops, mixer_config, prefix_reads
 from archsearch.model.config import BlockConfig, ModelConfig
 from archsearch.model.costs import LayerCost, ModelCost, block_costs, head_cost
 from archsearch.model.families import FamilyConfig, register_family
@@ -66,6 +66,7 @@ from archsearch.model.transformer import (
     LanguageModel,
     make_norm,
     mixers_decode,
+    stack_reads,
 )
 from archsearch.ops.rope import apply_rope, rope_cos_sin
 
@@ -334,7 +335,21 @@ class PerceiverAR(LanguageModel):
             states.append(s)
         return self.logits(z, 1), {"pos": t + 1, "cross": cross, "blocks": states}
 
-    # ---- costs and conformance hooks ----
+    # ---- receptive field, costs and conformance hooks ----
+
+    @classmethod
+    def n_rows(cls, cfg: ModelConfig, seq_len: int) -> int:
+        return cfg.n_scored(seq_len)
+
+    @classmethod
+    def reads(cls, cfg: ModelConfig, seq_len: int, rows_T: torch.Tensor) -> torch.Tensor:
+        """The latent stack over N rows, then the cross layer: latent ``a`` reads inputs
+        ``0 .. M − N + a`` (its own position included), so the last latent reads all M."""
+        N = cfg.n_scored(seq_len)
+        latents = stack_reads(cfg, N, rows_T)
+        inputs = torch.zeros(seq_len, dtype=torch.bool)
+        inputs[seq_len - N :] = latents
+        return prefix_reads(inputs)
 
     @classmethod
     def cost(cls, cfg: ModelConfig, seq_len: int) -> ModelCost:

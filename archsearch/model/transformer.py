@@ -87,6 +87,23 @@ class Block(nn.Module):
         return x_B1D + self.drop(self.mlp(self.norm2(x_B1D))), state
 
 
+def stack_reads(cfg: ModelConfig, n_rows: int, rows_T: torch.Tensor) -> torch.Tensor:
+    """The input rows (bool) of the ``layers`` stack, run over ``n_rows`` rows, that its output
+    rows ``rows_T`` depend on: each layer's mixer ``reads`` from the top down (blocks add their
+    input row; MLPs and norms are per row)."""
+    for i in reversed(range(cfg.n_layers)):
+        mixer = cfg.layers[i].mixer
+        rows_T = rows_T | get_mixer(mixer.kind).reads(mixer, cfg.mixer_context(i), n_rows, rows_T)
+    return rows_T
+
+
+def receptive_field(cfg: ModelConfig, seq_len: int) -> int:
+    """How many of the ``seq_len`` window positions the last position's output depends on (its
+    gradient support), from the structure alone: ``seq_len`` when the model sees its whole
+    window (docs/architectures.md, "Hybrid stacks")."""
+    return get_family(cfg.family.kind).receptive_field(cfg, seq_len)
+
+
 def mixers_decode(cfg: ModelConfig) -> bool:
     """Whether every block's mixer implements token-by-token decoding."""
     return all(get_mixer(b.mixer.kind).supports_decode_for(b.mixer) for b in cfg.layers)
@@ -216,7 +233,29 @@ class LanguageModel(nn.Module, abc.ABC):
     def flop_exponent(cls, cfg: ModelConfig) -> float:
         """The theory's exponent ``e`` in forward FLOPs ∝ T^e as the window T grows at fixed
         settings (the reference slope of ``archsearch scale``): here the steepest layer's."""
-        return max(get_mixer(b.mixer.kind).flop_exponent(b.mixer) for b in cfg.layers)
+        return max(
+            get_mixer(b.mixer.kind).stack_flop_exponent(b.mixer, cfg.mixer_context(i))
+            for i, b in enumerate(cfg.layers)
+        )
+
+    @classmethod
+    def reads(cls, cfg: ModelConfig, seq_len: int, rows_T: torch.Tensor) -> torch.Tensor:
+        """The window positions (bool ``(seq_len,)``) that the hidden rows ``rows_T`` (bool, one
+        per row :meth:`hidden` returns) depend on. Default: the decoder, one row per position."""
+        return stack_reads(cfg, seq_len, rows_T)
+
+    @classmethod
+    def receptive_field(cls, cfg: ModelConfig, seq_len: int) -> int:
+        """Positions of a ``seq_len`` window that the last row depends on (module function
+        :func:`receptive_field`)."""
+        rows = torch.zeros(cls.n_rows(cfg, seq_len), dtype=torch.bool)
+        rows[-1] = True
+        return int(cls.reads(cfg, seq_len, rows).sum())
+
+    @classmethod
+    def n_rows(cls, cfg: ModelConfig, seq_len: int) -> int:
+        """How many rows :meth:`hidden` returns for a window of ``seq_len``."""
+        return seq_len
 
     @classmethod
     @abc.abstractmethod

@@ -5,7 +5,8 @@
 (``Metric.source``; see docs/costs.md, "Memory" and "Latency"):
 
 =========  ======================================================================================
-cost       ``params``, ``flops_fwd``, ``flops_train``, ``decode_state_bytes``: analytic, always
+cost       ``params``, ``flops_fwd``, ``flops_train``, ``decode_state_bytes``,
+           ``receptive_field``: analytic, always
 memory     ``peak_memory_gib``: :func:`~archsearch.profiling.memory.estimate_memory` (FakeTensor,
            nothing allocated), training-step peak at the profile's batch and dtype
 latency    ``latency_ms``: the forward median of :func:`~.timing.measure_latency`
@@ -31,7 +32,7 @@ from archsearch.mixers import get_mixer
 from archsearch.model.config import ModelConfig
 from archsearch.model.costs import ModelCost, model_cost
 from archsearch.model.families import get_family
-from archsearch.model.transformer import build_model, count_params
+from archsearch.model.transformer import build_model, count_params, receptive_field
 from archsearch.profiling.memory import build_in_dtype, estimate_memory
 from archsearch.profiling.profiles import Profile
 from archsearch.profiling.timing import PARTS, LatencyResult, measure_latency
@@ -104,6 +105,7 @@ def _cost(cfg: ModelConfig, seq_len: int, prof: Profile, cost: ModelCost) -> dic
         "flops_fwd": cost.forward_exact,
         "flops_train": cost.training_exact,
         "decode_state_bytes": cost.decode_state * prof.torch_dtype.itemsize,
+        "receptive_field": receptive_field(cfg, seq_len),
     }
 
 

@@ -17,7 +17,7 @@ from archsearch.errors import ConfigError
 from archsearch.model.config import ModelConfig, load_model_config_located
 from archsearch.model.costs import model_cost
 from archsearch.model.families import get_family
-from archsearch.model.transformer import count_params
+from archsearch.model.transformer import count_params, receptive_field
 from archsearch.profiling.flops import compare_flops
 from archsearch.profiling.measure import time_model
 from archsearch.profiling.memory import estimate_memory, measure_memory
@@ -126,6 +126,7 @@ def profile_point(
         "flops_fwd_dense": cost.forward_dense,
         "flops_train": cost.training_exact,
         "decode_state_numbers": cost.decode_state,
+        "receptive_field": receptive_field(cfg, T),
     }
     pt = Point(v.name, T, "ok", row, {"params": params})
     if "flops" in metrics:

@@ -48,7 +48,6 @@ from archsearch.quality.train import (
 )
 from archsearch.search.halving import judge_rung
 from archsearch.search.objective import (
-    constraint_value,
     is_profiled,
     min_vector,
     quality_objectives,
@@ -157,10 +156,10 @@ def profiled_constraints(
     broken = []
     for c in space.constraints:
         if c.metric in metrics:
-            v = constraint_value(metrics[c.metric], c.max)
-            trial.set_constraint(c.metric, v)
-            if v > 0:
-                broken.append(f"{c.metric} = {metrics[c.metric]:.4g} > {c.max:.4g}")
+            trial.set_constraint(c.metric, c.value(metrics[c.metric]))
+            why = c.broken(metrics[c.metric])
+            if why is not None:
+                broken.append(why)
     return broken
 
 
@@ -184,7 +183,7 @@ def record_training(
         return Outcome(res.status, res.reason)
     for c in s.space.constraints:
         if not is_profiled(c.metric):
-            trial.set_constraint(c.metric, constraint_value(metrics[c.metric], c.max))
+            trial.set_constraint(c.metric, c.value(metrics[c.metric]))
     values = objective_values(s, metrics)
     if not all(math.isfinite(v) for v in values):
         return Outcome("diverged", f"non-finite objective values {values}")

@@ -653,7 +653,10 @@ def _summary(data: StudyData, hv: list[float], command: str) -> list[str]:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     objs = ", ".join(f"{m} ({d})" for m, d in zip(data.objectives, data.directions, strict=True))
     cons = ", ".join(
-        f"{c['metric']} <= {format_value(c['metric'], c['max'])}" for c in s.get("constraints", [])
+        f"{c['metric']} {op} {format_value(c['metric'], c[key])}"
+        for c in s.get("constraints", [])
+        for key, op in (("max", "<="), ("min", ">="))
+        if c.get(key) is not None
     )
     train = s.get("train", {})
     hvg = s.get("halving", {})

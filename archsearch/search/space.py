@@ -32,7 +32,8 @@ A space file::
       - {metric: bits_per_byte, direction: minimize}   # direction: optional, the metric's own
       - {metric: flops_fwd, direction: minimize}
     constraints:                          # feasible iff metric <= max (smaller-is-better metrics)
-      - {metric: params, max: 2000000}
+      - {metric: params, max: 2000000}    #   or metric >= min (larger-is-better metrics)
+      - {metric: receptive_field, min: seq_len}   # a bound may be the space's seq_len
     task: {name: lm, options: {eval_tokens: 8192}}
     train: {budget_tokens: 200000, batch_size: 8}
 
@@ -130,8 +131,30 @@ class Objective:
 
 @dataclass(frozen=True)
 class Constraint:
+    """``metric <= max`` and/or ``metric >= min`` (the bounds resolved: ``seq_len`` is a number
+    here; the space's ``raw`` keeps what the file says)."""
+
     metric: str
-    max: float
+    max: float | None = None
+    min: float | None = None
+
+    def value(self, v: float) -> float:
+        """Optuna's convention (feasible iff <= 0): the relative excess over ``max`` and the
+        relative shortfall under ``min`` (``1 − v / min``), the larger of the two."""
+        out = []
+        if self.max is not None:
+            out.append(v / self.max - 1.0 if self.max > 0 else v - self.max)
+        if self.min is not None:
+            out.append(1.0 - v / self.min if self.min > 0 else self.min - v)
+        return max(out)
+
+    def broken(self, v: float) -> str | None:
+        """The broken bound in words ('receptive_field = 64 < 1024'), or None."""
+        if self.max is not None and v > self.max:
+            return f"{self.metric} = {v:.4g} > {self.max:.4g}"
+        if self.min is not None and v < self.min:
+            return f"{self.metric} = {v:.4g} < {self.min:.4g}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -333,7 +356,7 @@ def space_from_data(
     families = _families(ctx, data.get("family", {"decoder": {}}))
     mix, mixers, softmax_layers, placement = _layers(ctx, data.get("layers"))
     objectives = _objectives(ctx, data.get("objectives"))
-    constraints = _constraints(ctx, data.get("constraints"))
+    constraints = _constraints(ctx, data.get("constraints"), seq_len)
     for key in ("task", "train"):
         if not isinstance(data.get(key) or {}, dict):
             raise ctx.error((key,), data[key], "a mapping")
@@ -477,29 +500,44 @@ def _objectives(ctx: _Ctx, data: Any) -> tuple[Objective, ...]:
     return tuple(out)
 
 
-def _constraints(ctx: _Ctx, data: Any) -> tuple[Constraint, ...]:
-    """Upper bounds, so only on metrics where smaller is better."""
+def _constraints(ctx: _Ctx, data: Any, seq_len: int) -> tuple[Constraint, ...]:
+    """Upper bounds on metrics where smaller is better, lower bounds where larger is better; a
+    bound is a number or ``seq_len`` (the space's window)."""
     if data is None:
         return ()
     if not isinstance(data, list):
-        raise ctx.error(("constraints",), data, "a list of {metric, max} entries")
-    bounded = [m.name for m in all_metrics().values() if m.direction == "minimize"]
+        raise ctx.error(("constraints",), data, "a list of {metric, max} or {metric, min} entries")
+    shape = "{metric: NAME, max: NUMBER} or {metric: NAME, min: NUMBER | seq_len}"
     out = []
     for i, item in enumerate(data):
-        if not isinstance(item, dict) or set(item) != {"metric", "max"}:
-            raise ctx.error(("constraints", i), item, "{metric: NAME, max: NUMBER}")
-        metric = _metric_ok(ctx, ("constraints", i, "metric"), item["metric"])
-        if metric not in bounded:
-            raise ctx.error(
-                ("constraints", i, "metric"),
-                metric,
-                "a metric where smaller is better (max is an upper bound): " + ", ".join(bounded),
-            )
-        bound = item["max"]
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
-            raise ctx.error(("constraints", i, "max"), bound, "a number")
-        out.append(Constraint(metric, float(bound)))
+        keys = set(item) if isinstance(item, dict) else set()
+        if "metric" not in keys or not keys - {"metric"} or keys - {"metric", "max", "min"}:
+            raise ctx.error(("constraints", i), item, shape)
+        metric = get_metric(_metric_ok(ctx, ("constraints", i, "metric"), item["metric"]))
+        bounds: dict[str, float] = {}
+        for key, better in (("max", "minimize"), ("min", "maximize")):
+            if key not in item:
+                continue
+            if metric.direction != better:
+                named = [m.name for m in all_metrics().values() if m.direction == better]
+                side = "smaller" if key == "max" else "larger"
+                raise ctx.error(
+                    ("constraints", i, "metric"),
+                    metric.name,
+                    f"a metric where {side} is better ({key} is a bound on it): "
+                    + ", ".join(named),
+                )
+            bounds[key] = _bound(ctx, ("constraints", i, key), item[key], seq_len)
+        out.append(Constraint(metric.name, **bounds))
     return tuple(out)
+
+
+def _bound(ctx: _Ctx, path: tuple[Any, ...], bound: Any, seq_len: int) -> float:
+    if bound == "seq_len":
+        return float(seq_len)
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+        raise ctx.error(path, bound, "a number or seq_len")
+    return float(bound)
 
 
 def load_space(path: str | Path) -> SearchSpace:

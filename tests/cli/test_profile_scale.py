@@ -35,7 +35,7 @@ def _profile(tmp_path: Path, **fields: object) -> Path:
 def models(tmp_path: Path) -> list[Path]:
     return [
         _model(tmp_path, "soft", "{kind: softmax, n_heads: 2}"),
-        _model(tmp_path, "hsm", "{kind: hsm, mixing: ab}"),
+        _model(tmp_path, "hsm", "{kind: hsm, mixing: ab, coverage: cycle}"),
         # 96 does not divide 256/512/1024/2048: every length is invalid for this one
         _model(tmp_path, "ecp96", "{kind: ecp, n_heads: 2, segment_len: 96}"),
     ]

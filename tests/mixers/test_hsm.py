@@ -28,7 +28,7 @@ D = 16
 def _stack(K: int, base: int = 2, d_model: int = D, **params) -> list[HierarchicalShiftMixing]:
     """K HSM layers as the builder makes them (layer ℓ of K), float64, seeded."""
     torch.manual_seed(0)
-    cfg = mixer_config("hsm", base=base, **params)
+    cfg = mixer_config("hsm", coverage="cycle", base=base, **params)
     mixers = []
     for layer in range(K):
         ctx = MixerContext(d_model=d_model, layer_idx=layer, n_layers=K, max_seq_len=base**K)
@@ -71,7 +71,7 @@ def test_shift_tokens_zero_pads_and_never_wraps():
     ],
 )
 def test_schedule(params, max_seq_len, K, shifts):
-    cfg = mixer_config("hsm", **params)
+    cfg = mixer_config("hsm", coverage="cycle", **params)
     ctxs = [
         MixerContext(d_model=D, layer_idx=i, n_layers=6, max_seq_len=max_seq_len) for i in range(6)
     ]
@@ -80,7 +80,7 @@ def test_schedule(params, max_seq_len, K, shifts):
 
 
 def test_shift_groups_deal_out_the_levels():
-    cfg = mixer_config("hsm", shift_groups=2)
+    cfg = mixer_config("hsm", coverage="cycle", shift_groups=2)
     ctx = [MixerContext(d_model=D, layer_idx=i, max_seq_len=64) for i in range(4)]
     assert [layer_shifts(cfg, c) for c in ctx] == [(1, 2), (4, 8), (16, 32), (1, 2)]
 
@@ -88,9 +88,9 @@ def test_shift_groups_deal_out_the_levels():
 def test_model_builder_gives_each_layer_its_shift():
     text = (
         "d_model: 16\nmax_seq_len: 64\nlayers:\n"
-        "  - {repeat: 2, mixer: {kind: hsm, SCHED}}\n"
+        "  - {repeat: 2, mixer: {kind: hsm, coverage: cycle, SCHED}}\n"
         "  - {mixer: {kind: softmax, n_heads: 2}}\n"
-        "  - {repeat: 3, mixer: {kind: hsm, SCHED}}\n"
+        "  - {repeat: 3, mixer: {kind: hsm, coverage: cycle, SCHED}}\n"
     )
     by_hsm = build_model(parse_model_config(text.replace("SCHED", "schedule_by: hsm_layers")))
     by_all = build_model(parse_model_config(text.replace("SCHED", "schedule_by: all_layers")))
@@ -302,7 +302,7 @@ def test_model_streaming_equals_forward_and_holds_the_reported_state():
 
 def test_model_decoding_needs_every_mixer_to_decode():
     cfg = parse_model_config(
-        "d_model: 16\nlayers:\n  - {mixer: {kind: hsm}}\n"
+        "d_model: 16\nlayers:\n  - {mixer: {kind: hsm, coverage: cycle}}\n"
         "  - {mixer: {kind: sliding_window, n_heads: 2}}\n"
     )
     with pytest.raises(NotImplementedError, match=r"layers\[1\] \(sliding_window\)"):
@@ -313,10 +313,10 @@ def test_decode_state_is_the_rings():
     # §4.6: d·D per layer; summed over shifts 1 … 2^(K-1), (2^K − 1)·D for the stack
     K, T = 10, 1024
     cls = get_mixer("hsm")
-    cfg = mixer_config("hsm")
+    cfg = mixer_config("hsm", coverage="cycle")
     ctxs = [MixerContext(d_model=64, layer_idx=i, n_layers=K, max_seq_len=T) for i in range(K)]
     assert sum(cls.decode_state(cfg, c, T) for c in ctxs) == (2**K - 1) * 64
-    soft = mixer_config("hsm", mixing="pair_softmax", base=4, shift_groups=2)
+    soft = mixer_config("hsm", coverage="cycle", mixing="pair_softmax", base=4, shift_groups=2)
     assert cls.decode_state(soft, ctxs[1], T) == 3 * (16 + 64) * 64  # keys and values, 2 groups
     assert cls.decode_state(soft, ctxs[1], 20) == (20 + 20) * 64  # a short sequence
 
@@ -336,7 +336,7 @@ def test_decode_state_is_the_rings():
 )
 @pytest.mark.parametrize("device", ["cpu", "meta"])
 def test_elementwise_flops_match_the_counter(params, device):
-    cfg = mixer_config("hsm", **params)
+    cfg = mixer_config("hsm", coverage="cycle", **params)
     ctx = MixerContext(d_model=32, max_seq_len=64)
     with torch.device(device):
         m = build_mixer(cfg, ctx)
@@ -346,14 +346,18 @@ def test_elementwise_flops_match_the_counter(params, device):
 
 
 def test_ab_is_three_flops_per_channel_and_token():
-    f = get_mixer("hsm").flops(mixer_config("hsm"), MixerContext(d_model=768), 2048)
+    f = get_mixer("hsm").flops(
+        mixer_config("hsm", coverage="cycle"), MixerContext(d_model=768), 2048
+    )
     assert (f.projections, f.core_dense, f.elementwise) == (0, 0, 3 * 2048 * 768)
     # worked example: ≈ 0.005 GFLOP per layer at L = 2048, D = 768
     assert round(f.exact / 1e9, 3) == 0.005
 
 
 def test_pair_softmax_exact_pairs_are_the_unmasked_ones():
-    cfg = mixer_config("hsm", mixing="pair_softmax", base=3, shift_groups=2, n_heads=4)
+    cfg = mixer_config(
+        "hsm", coverage="cycle", mixing="pair_softmax", base=3, shift_groups=2, n_heads=4
+    )
     ctx = MixerContext(d_model=32, layer_idx=1, max_seq_len=64)
     m = build_mixer(cfg, ctx)
     T = 37
@@ -371,7 +375,7 @@ def test_pure_hsm_mixing_flops_grow_linearly(mixing):
     cfg = ModelConfig(
         d_model=64,
         max_seq_len=65536,
-        layers=(BlockConfig(mixer=mixer_config("hsm", mixing=mixing)),) * 12,
+        layers=(BlockConfig(mixer=mixer_config("hsm", coverage="cycle", mixing=mixing)),) * 12,
     )
     analytic = [sum(lc.mixer.exact for lc in model_cost(cfg, T).layers) for T in LENGTHS]
     assert abs(loglog_slope(LENGTHS, analytic) - 1.0) < 0.05

@@ -22,7 +22,7 @@ from archsearch.model.transformer import build_model, count_params
 from archsearch.profiling.counter import count_flops
 
 ROOT = Path(__file__).resolve().parents[2]
-HSM = BlockConfig(mixer=mixer_config("hsm"))
+HSM = BlockConfig(mixer=mixer_config("hsm", coverage="cycle"))
 SOFT = BlockConfig(mixer=mixer_config("softmax", n_heads=2))
 
 
@@ -95,7 +95,7 @@ def _cfg(layers, **kw) -> ModelConfig:
 def test_all_softmax_hybrid_equals_the_softmax_model(placement):
     # architectures.md §4.7 "hybrid limit": with every layer softmax the hybrid is the GPT
     # baseline; built from the helper, loaded with the baseline's weights, same logits
-    hsm = BlockConfig(mixer=mixer_config("hsm", mixing="pair_softmax", n_heads=2))
+    hsm = BlockConfig(mixer=mixer_config("hsm", coverage="cycle", mixing="pair_softmax", n_heads=2))
     gpt = _cfg([SOFT] * 4, pos_encoding="learned")
     hybrid = _cfg(hybrid_layers(4, hsm, SOFT, 4, placement), pos_encoding="learned")
     assert hybrid == gpt
@@ -121,7 +121,7 @@ def _count_on_meta(module, *shape: int, dtype: torch.dtype = torch.float32) -> i
 def test_hybrid_flops_are_the_sum_of_its_layers():
     layers = hybrid_layers(
         6,
-        BlockConfig(mixer=mixer_config("hsm", mixing="gated"), mlp_ratio=5.0),
+        BlockConfig(mixer=mixer_config("hsm", coverage="cycle", mixing="gated"), mlp_ratio=5.0),
         BlockConfig(mixer=mixer_config("softmax", n_heads=4)),
         2,
         "interleave",
@@ -163,8 +163,8 @@ def test_match_params_is_the_closest_width():
     kw = {"d_model": 48, "max_seq_len": 128, "bias": True}
     ref = ModelConfig(layers=(BlockConfig(mixer=mixer_config("softmax", n_heads=4)),) * 3, **kw)
     cfg = ModelConfig(
-        layers=(BlockConfig(mixer=mixer_config("hsm", mixing="gated")),) * 2
-        + (BlockConfig(mixer=mixer_config("hsm", base=3)),),
+        layers=(BlockConfig(mixer=mixer_config("hsm", coverage="cycle", mixing="gated")),) * 2
+        + (BlockConfig(mixer=mixer_config("hsm", coverage="cycle", base=3)),),
         **kw,
     )
     matched = match_params(cfg, ref)

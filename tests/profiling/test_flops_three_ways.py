@@ -140,7 +140,7 @@ def test_shipped_fvcore_misses_exactly_the_sdpa_term():
 
 
 def test_hsm_ab_elementwise_mixing_is_counted_by_the_convention_only():
-    hsm = BlockConfig(mixer=mixer_config("hsm", mixing="ab"))
+    hsm = BlockConfig(mixer=mixer_config("hsm", mixing="ab", coverage="cycle"))
     soft = BlockConfig(mixer=mixer_config("softmax", n_heads=2))
     cfg = ModelConfig(d_model=32, vocab_size=64, max_seq_len=512, layers=(hsm, soft, hsm))
     T = 256
