@@ -91,7 +91,7 @@ def counter_check(cfg: Any, seq_len: int, analytic: int) -> dict[str, Any]:
     from archsearch.model.transformer import build_model
     from archsearch.profiling.counter import count_flops
 
-    model = build_model(cfg, device="meta")
+    model = build_model(cfg, device="meta").eval()  # the inference forward (counter_visible)
     with torch.device("meta"):
         idx = torch.zeros(1, seq_len, dtype=torch.long)
     counted = count_flops(lambda: model(idx)).total

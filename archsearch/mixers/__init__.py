@@ -11,6 +11,7 @@ from archsearch.mixers._registry import (
     get_mixer,
     list_mixers,
     mixer_config,
+    mixer_label,
     register_mixer,
     unregister_mixer,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "get_mixer",
     "list_mixers",
     "mixer_config",
+    "mixer_label",
     "register_mixer",
     "unregister_mixer",
 ]
