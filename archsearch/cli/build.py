@@ -52,6 +52,8 @@ def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
             "forward_dense": cost.forward_dense,
             "forward_exact_per_token": cost.forward_exact / T,
             "forward_dense_per_token": cost.forward_dense / T,
+            "training_forward_exact": cost.training_forward_exact,
+            "training_forward_dense": cost.training_forward_dense,
             "training_exact": cost.training_exact,
             "training_dense": cost.training_dense,
             "training_exact_per_token": cost.training_exact / T,

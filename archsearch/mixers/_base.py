@@ -180,7 +180,8 @@ class TokenMixer(nn.Module, abc.ABC):
 
     @classmethod
     def flop_exponent(cls, cfg: MixerConfig) -> float:
-        """The theory's exponent ``e`` in forward FLOPs ∝ T^e as T grows at fixed settings.
+        """The theory's exponent ``e`` in (inference) forward FLOPs ∝ T^e as T grows at fixed
+        settings (:meth:`inference_flops`, what ``flops_fwd`` reports).
 
         The reference slope of ``archsearch scale`` plots; the fitted slope of the counted FLOPs
         is checked against it. Linear (1.0) unless a mixer says otherwise; T·log T counts as 1.

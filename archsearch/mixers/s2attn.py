@@ -147,6 +147,12 @@ class ShiftedSparseAttention(AttentionMixer):
     # ---- costs ----
 
     @classmethod
+    def flop_exponent(cls, cfg: MixerConfig) -> float:
+        """1 (O(T·G·D)); 2 with ``inference: full``, whose inference forward is full attention."""
+        assert isinstance(cfg, cls.Config)
+        return 2.0 if cfg.inference == "full" else 1.0
+
+    @classmethod
     def inference_flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
         """``inference: full``: those of ``softmax`` at ``seq_len``; else S2's (:meth:`flops`)."""
         assert isinstance(cfg, cls.Config)

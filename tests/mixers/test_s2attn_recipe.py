@@ -1,4 +1,4 @@
-"""S2-Attn's LongLoRA recipe (``inference: full``): train with S2-Attn, infer with full attention."""
+"""S2-Attn's LongLoRA recipe (``inference: full``): train with S2-Attn, infer with full."""
 
 import pytest
 import torch
