@@ -15,13 +15,13 @@ any T (the last group is then shorter), but configs are validated against the pa
 Cost per layer: projections ``8·T·D²``; core ``4·d·Σ_heads pairs`` with pairs per head from
 :func:`archsearch.ops.grouped.grouped_pairs` (dense ≈ ``4·D·T·G``, exact ≈ ``2·D·T·G``).
 
-``inference: full`` is LongLoRA's recipe (paper §3.2: "train with S2-Attn, infer with full
-attention"): in train mode the layer computes S2-Attn as above; in eval mode (held-out
-evaluation, latency, ``step``) it is full causal softmax attention with the same weights, and
-decodes token by token with a KV cache. :meth:`~ShiftedSparseAttention.flops` is then the
-training forward (S2), :meth:`~ShiftedSparseAttention.inference_flops` and ``decode_state`` those
-of ``softmax``; the layer's label is ``s2attn(infer=full)``. The default ``inference: s2`` keeps
-S2-Attn at inference too (docs/architectures.md, "S2-Attn").
+``inference: full`` is LongLoRA's recipe (paper §3.2: S2-Attn while fine-tuning, the original
+full attention at inference): in train mode the layer computes S2-Attn as above; in eval mode
+(held-out evaluation, latency, ``step``) it is full causal softmax attention with the same
+weights, and decodes token by token with a KV cache. :meth:`~ShiftedSparseAttention.flops` is
+then the training forward (S2); :meth:`~ShiftedSparseAttention.inference_flops` and
+``decode_state`` are those of ``softmax``; the layer's label is ``s2attn(infer=full)``. The
+default ``inference: s2`` keeps S2-Attn at inference too (docs/architectures.md, "S2-Attn").
 """
 
 from __future__ import annotations
