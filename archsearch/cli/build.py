@@ -52,6 +52,8 @@ def summarize(cfg: Any, seq_len: int, *, count: bool = True) -> dict[str, Any]:
             "forward_dense": cost.forward_dense,
             "forward_exact_per_token": cost.forward_exact / T,
             "forward_dense_per_token": cost.forward_dense / T,
+            "training_forward_exact": cost.training_forward_exact,
+            "training_forward_dense": cost.training_forward_dense,
             "training_exact": cost.training_exact,
             "training_dense": cost.training_dense,
             "training_exact_per_token": cost.training_exact / T,
@@ -92,7 +94,7 @@ def counter_check(cfg: Any, seq_len: int, analytic: int) -> dict[str, Any]:
     from archsearch.model.transformer import build_model
     from archsearch.profiling.counter import count_flops
 
-    model = build_model(cfg, device="meta")
+    model = build_model(cfg, device="meta").eval()  # the inference forward (counter_visible)
     with torch.device("meta"):
         idx = torch.zeros(1, seq_len, dtype=torch.long)
     counted = count_flops(lambda: model(idx)).total

@@ -12,6 +12,7 @@ from archsearch.mixers._registry import (
     get_mixer,
     list_mixers,
     mixer_config,
+    mixer_label,
     register_mixer,
     unregister_mixer,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "interval_reads",
     "list_mixers",
     "mixer_config",
+    "mixer_label",
     "offset_reads",
     "prefix_reads",
     "register_mixer",

@@ -6,8 +6,10 @@ The attention kernels themselves live in :mod:`archsearch.ops` (each beside a de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from archsearch.errors import ConfigError, require
@@ -23,14 +25,21 @@ class AttentionConfig(MixerConfig):
     """number of heads; must divide d_model"""
     bias: bool = False
     """bias on the Q/K/V and output projections (GPT-2 uses one)"""
+    rope: bool = True
+    """apply the model's RoPE (pos_encoding: rope) in this layer; false: no rotary embedding
+    here (the layer sees positions only through the input, e.g. learned absolute embeddings)"""
 
     def __post_init__(self) -> None:
         require(self.n_heads >= 1, "n_heads", self.n_heads, "an integer >= 1")
 
+    def uses_rope(self, ctx: MixerContext) -> bool:
+        """Whether q and k are rotated: the model uses RoPE and this layer does not opt out."""
+        return ctx.rope and self.rope
+
     def check(self, ctx: MixerContext, seq_len: int | None = None) -> None:
         if ctx.d_model % self.n_heads:
             raise ConfigError("n_heads", self.n_heads, f"a divisor of d_model={ctx.d_model}")
-        if ctx.rope and (ctx.d_model // self.n_heads) % 2:
+        if self.uses_rope(ctx) and (ctx.d_model // self.n_heads) % 2:
             raise ConfigError(
                 "n_heads",
                 self.n_heads,
@@ -51,6 +60,7 @@ class AttentionMixer(TokenMixer):
         self.head_dim = D // cfg.n_heads
         self.qkv = nn.Linear(D, 3 * D, bias=cfg.bias)
         self.out = nn.Linear(D, D, bias=cfg.bias)
+        self.use_rope = cfg.uses_rope(ctx)
 
     def _project(
         self, x_BTD: torch.Tensor, pos0: int = 0
@@ -59,7 +69,7 @@ class AttentionMixer(TokenMixer):
         B, T, _ = x_BTD.shape
         q, k, v = self.qkv(x_BTD).view(B, T, 3, self.n_heads, self.head_dim).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-        if self.ctx.rope:
+        if self.use_rope:
             q, k = self._rope(q, pos0), self._rope(k, pos0)
         return q, k, v
 
@@ -80,6 +90,24 @@ class AttentionMixer(TokenMixer):
         """(B, H, T, d) x3 -> (B, H, T, d), causal."""
         raise NotImplementedError
 
+    # ---- full-attention KV cache (softmax; S2-Attn with ``inference: full``) ----
+
+    def _kv_cache_init(self) -> dict[str, Any]:
+        """Empty KV cache; it grows by 2·D numbers per token."""
+        return {"pos": 0, "k": None, "v": None}
+
+    def _kv_cache_step(
+        self, x_B1D: torch.Tensor, state: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One token at position ``state["pos"]`` attending every cached token and itself: full
+        causal attention on the whole prefix at that position."""
+        t = state["pos"]
+        q, k, v = self._project(x_B1D, t)  # (B, H, 1, d)
+        K = k if state["k"] is None else torch.cat([state["k"], k], dim=2)
+        V = v if state["v"] is None else torch.cat([state["v"], v], dim=2)
+        y = F.scaled_dot_product_attention(q, K, V)  # the newest token sees every cached one
+        return self._merge(y), {"pos": t + 1, "k": K, "v": V}
+
     @staticmethod
     def projection_flops(d_model: int, seq_len: int) -> int:
         """Q, K, V and O: four D×D linears on T tokens, ``8·T·D²``."""
@@ -91,4 +119,4 @@ class AttentionMixer(TokenMixer):
 
     @classmethod
     def invalid_configs(cls) -> list[tuple[dict[str, object], str]]:
-        return [({"n_heads": 0}, "n_heads")]
+        return [({"n_heads": 0}, "n_heads"), ({"rope": "no"}, "rope")]

@@ -44,6 +44,12 @@ class MixerConfig:
     def replace(self, **changes: Any) -> MixerConfig:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def label(self) -> str:
+        """Short name of this layer in reports and fronts: the kind, unless a setting changes
+        what the layer is at inference (``s2attn(infer=full)``)."""
+        return self.kind
+
 
 @dataclass(frozen=True)
 class MixerContext:
@@ -159,16 +165,26 @@ class TokenMixer(nn.Module, abc.ABC):
     @classmethod
     @abc.abstractmethod
     def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
-        """Analytic forward FLOPs for one sequence of ``seq_len`` tokens."""
+        """Analytic FLOPs of the forward a training step runs (train mode), for one sequence of
+        ``seq_len`` tokens."""
+
+    @classmethod
+    def inference_flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
+        """Analytic FLOPs of the forward in eval mode (evaluation, inference). The same as
+        :meth:`flops` unless the layer trains and infers differently (S2-Attn's LongLoRA
+        recipe, ``inference: full``)."""
+        return cls.flops(cfg, ctx, seq_len)
 
     @classmethod
     @abc.abstractmethod
     def decode_state(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> int:
-        """Numbers held by this layer when generating token ``seq_len`` (per sequence)."""
+        """Numbers held by this layer when generating token ``seq_len`` (per sequence), by the
+        inference-mode layer (the one :meth:`step` runs)."""
 
     @classmethod
     def flop_exponent(cls, cfg: MixerConfig) -> float:
-        """The theory's exponent ``e`` in forward FLOPs ∝ T^e as T grows at fixed settings.
+        """The theory's exponent ``e`` in (inference) forward FLOPs ∝ T^e as T grows at fixed
+        settings (:meth:`inference_flops`, what ``flops_fwd`` reports).
 
         The reference slope of ``archsearch scale`` plots; the fitted slope of the counted FLOPs
         is checked against it. Linear (1.0) unless a mixer says otherwise; T·log T counts as 1.

@@ -53,5 +53,15 @@ def mixer_config(kind: str, **params: Any) -> MixerConfig:
     return from_dict(get_mixer(kind).Config, params)
 
 
+def mixer_label(data: dict[str, Any]) -> str:
+    """The label (:attr:`MixerConfig.label`) of a mixer given as plain data ``{kind, fields}``;
+    its ``kind`` when the data is not a valid config (an unknown kind, an old record)."""
+    params = {k: v for k, v in data.items() if k != "kind"}
+    try:
+        return mixer_config(data["kind"], **params).label
+    except ConfigError:
+        return str(data["kind"])
+
+
 def build_mixer(cfg: MixerConfig, ctx: MixerContext) -> TokenMixer:
     return get_mixer(cfg.kind)(cfg, ctx)

@@ -167,7 +167,7 @@ class CombinerAttention(AttentionMixer):
         pre = pre_BHPmd.permute(0, 2, 3, 1, 4).reshape(B, P * m, H * d)
         h = self.summary_norm(x_BTD[:, : P * m] + self.summary_proj(pre))
         k_bar = self.summary_key(h).view(B, P * m, H, d).transpose(1, 2)  # (B,H,P·m,d)
-        if self.ctx.rope:
+        if self.use_rope:
             k_bar = self._rope(k_bar)  # a fresh key at position (r', c)
         return k_bar.reshape(B, H, P, m, d)
 

@@ -101,7 +101,7 @@ class PairwiseSegmentAttention(TokenMixer):
             self.qkv = nn.Linear(D, 3 * D, bias=cfg.bias)
         self.out = nn.Linear(D, D, bias=cfg.bias)
         self.out0 = nn.Linear(D, D, bias=cfg.bias) if cfg.separate_out0 else None
-        self.use_rope = ctx.rope and (cfg.rope_all_layers or ctx.layer_idx == 0)
+        self.use_rope = cfg.uses_rope(ctx) and (cfg.rope_all_layers or ctx.layer_idx == 0)
 
     # ---- projections shared by forward() and step() ----
 

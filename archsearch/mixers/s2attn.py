@@ -14,13 +14,23 @@ any T (the last group is then shorter), but configs are validated against the pa
 
 Cost per layer: projections ``8·T·D²``; core ``4·d·Σ_heads pairs`` with pairs per head from
 :func:`archsearch.ops.grouped.grouped_pairs` (dense ≈ ``4·D·T·G``, exact ≈ ``2·D·T·G``).
+
+``inference: full`` is LongLoRA's recipe (paper §3.2: S2-Attn while fine-tuning, the original
+full attention at inference): in train mode the layer computes S2-Attn as above; in eval mode
+(held-out evaluation, latency, ``step``) it is full causal softmax attention with the same
+weights, and decodes token by token with a KV cache. :meth:`~ShiftedSparseAttention.flops` is
+then the training forward (S2); :meth:`~ShiftedSparseAttention.inference_flops` and
+``decode_state`` are those of ``softmax``; the layer's label is ``s2attn(infer=full)``. The
+default ``inference: s2`` keeps S2-Attn at inference too (docs/architectures.md, "S2-Attn").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 
 from archsearch.errors import ConfigError, require
 from archsearch.mixers._attention import AttentionConfig, AttentionMixer
@@ -41,6 +51,9 @@ class ShiftedSparseAttention(AttentionMixer):
         """tokens per group G (even; must divide the sequence length)"""
         shifted_heads: int | None = None
         """heads on shifted groups; None = half the heads, as in LongLoRA (0 = no shift)"""
+        inference: Literal["s2", "full"] = "s2"
+        """s2: S2-Attn in training and inference; full: LongLoRA's recipe, S2-Attn in training
+        and full causal attention (same weights) in eval mode, evaluation and decoding"""
 
         def __post_init__(self) -> None:
             super().__post_init__()
@@ -64,6 +77,11 @@ class ShiftedSparseAttention(AttentionMixer):
                     self.shifted_heads,
                     f"an integer in [0, n_heads={self.n_heads}]",
                 )
+            require(self.inference in ("s2", "full"), "inference", self.inference, "'s2' or 'full'")
+
+        @property
+        def label(self) -> str:
+            return "s2attn(infer=full)" if self.inference == "full" else "s2attn"
 
         @property
         def n_shifted(self) -> int:
@@ -81,9 +99,17 @@ class ShiftedSparseAttention(AttentionMixer):
     cfg: Config
     summary = "LongLoRA S2-Attn: group-local attention, half the heads shifted by G/2 (no wrap)"
     complexity = "O(T·G·D)"
-    decode_state_formula = "≤ 2·D·min(G, T) (LongLoRA itself decodes with full attention)"
+    decode_state_formula = "≤ 2·D·min(G, T); inference: full 2·D·T (KV cache, as LongLoRA)"
+
+    @classmethod
+    def supports_decode_for(cls, cfg: MixerConfig) -> bool:
+        """Only the LongLoRA recipe decodes (full attention over a KV cache)."""
+        assert isinstance(cfg, cls.Config)
+        return cfg.inference == "full"
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if self.cfg.inference == "full" and not self.training:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
         G, a = self.cfg.group_size, self.n_heads - self.cfg.n_shifted
         parts = []
         if a:
@@ -92,8 +118,52 @@ class ShiftedSparseAttention(AttentionMixer):
             parts.append(grouped_causal_attention(q[:, a:], k[:, a:], v[:, a:], G, first=G // 2))
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
+    # ---- incremental decoding (inference: full) ----
+
+    def _require_full(self) -> None:
+        if not self.supports_decode_for(self.cfg):
+            raise NotImplementedError(
+                "s2attn decodes token by token only with inference: full (LongLoRA's recipe)"
+            )
+
+    def init_state(
+        self,
+        batch: int,
+        *,
+        dtype: torch.dtype,
+        device: torch.device | str | None = None,
+        max_len: int | None = None,
+    ) -> dict[str, Any]:
+        """Empty KV cache of the full-attention inference layer (``inference: full``)."""
+        self._require_full()
+        return self._kv_cache_init()
+
+    def step(
+        self, x_B1D: torch.Tensor, state: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One token; equals the eval-mode ``forward`` (full attention) at that position."""
+        self._require_full()
+        return self._kv_cache_step(x_B1D, state)
+
+    # ---- costs ----
+
+    @classmethod
+    def flop_exponent(cls, cfg: MixerConfig) -> float:
+        """1 (O(T·G·D)); 2 with ``inference: full``, whose inference forward is full attention."""
+        assert isinstance(cfg, cls.Config)
+        return 2.0 if cfg.inference == "full" else 1.0
+
+    @classmethod
+    def inference_flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
+        """``inference: full``: those of ``softmax`` at ``seq_len``; else S2's (:meth:`flops`)."""
+        assert isinstance(cfg, cls.Config)
+        if cfg.inference == "full":
+            return SoftmaxAttention.flops(cfg, ctx, seq_len)
+        return cls.flops(cfg, ctx, seq_len)
+
     @classmethod
     def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:
+        """The S2 forward (what training runs, whatever ``inference`` says)."""
         assert isinstance(cfg, cls.Config)
         D, T, G = ctx.d_model, seq_len, cfg.group_size
         d, s = D // cfg.n_heads, cfg.n_shifted
@@ -109,6 +179,8 @@ class ShiftedSparseAttention(AttentionMixer):
     @classmethod
     def decode_state(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> int:
         assert isinstance(cfg, cls.Config)
+        if cfg.inference == "full":
+            return SoftmaxAttention.decode_state(cfg, ctx, seq_len)  # the KV cache
         # K and V of the tokens in each head's current group; a group holds at most G tokens
         return 2 * ctx.d_model * min(cfg.group_size, seq_len)
 
@@ -132,6 +204,7 @@ class ShiftedSparseAttention(AttentionMixer):
         return [
             cls.Config(n_heads=2, group_size=8),
             cls.Config(n_heads=4, group_size=6, shifted_heads=1),
+            cls.Config(n_heads=2, group_size=8, inference="full"),
         ]
 
     @classmethod
@@ -158,4 +231,5 @@ class ShiftedSparseAttention(AttentionMixer):
             ({"group_size": 7}, "group_size"),
             ({"n_heads": 3}, "n_heads"),
             ({"n_heads": 4, "shifted_heads": 5}, "shifted_heads"),
+            ({"inference": "dense"}, "inference"),
         ]

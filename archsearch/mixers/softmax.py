@@ -49,16 +49,11 @@ class SoftmaxAttention(AttentionMixer):
         max_len: int | None = None,
     ) -> dict:
         """Empty KV cache; it grows by 2·D numbers per token (``decode_state``)."""
-        return {"pos": 0, "k": None, "v": None}
+        return self._kv_cache_init()
 
     def step(self, x_B1D: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, dict]:
         """One token at position ``state["pos"]``; equals ``forward`` on the whole prefix there."""
-        t = state["pos"]
-        q, k, v = self._project(x_B1D, t)  # (B, H, 1, d)
-        K = k if state["k"] is None else torch.cat([state["k"], k], dim=2)
-        V = v if state["v"] is None else torch.cat([state["v"], v], dim=2)
-        y = F.scaled_dot_product_attention(q, K, V)  # the newest token sees every cached one
-        return self._merge(y), {"pos": t + 1, "k": K, "v": V}
+        return self._kv_cache_step(x_B1D, state)
 
     @classmethod
     def flops(cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int) -> MixerFlops:

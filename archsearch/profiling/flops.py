@@ -105,15 +105,19 @@ class AnalyticFlops:
     core_exact: int
     core_dense: int
     seconds: float = 0.0
+    train_dense: int | None = None
+    """the training (train-mode) forward where it differs from the inference one (S2-Attn's
+    ``inference: full``); None: the same"""
+    train_exact: int | None = None
 
     @property
     def training_dense(self) -> int:
-        """The model-FLOPs convention: a training step is 3 × the forward pass."""
-        return 3 * self.dense
+        """The model-FLOPs convention: a training step is 3 × the training forward pass."""
+        return 3 * (self.dense if self.train_dense is None else self.train_dense)
 
     @property
     def training_exact(self) -> int:
-        return 3 * self.exact
+        return 3 * (self.exact if self.train_exact is None else self.train_exact)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -300,6 +304,9 @@ class _Subject:
     forward_backward: Callable[[], Any]
     inputs: tuple[torch.Tensor, ...]
     mixers: dict[str, tuple[str, MixerFlops]]  # module path -> (kind, analytic × batch)
+    #: the train-mode forward where it differs from ``forward`` (None: the same), whose by-op
+    #: count predicts the forward+backward count
+    train_forward: Callable[[], Any] | None = None
 
     @property
     def scopes(self) -> list[str]:
@@ -314,9 +321,10 @@ def _times(f: MixerFlops, batch: int) -> MixerFlops:
 
 
 def _mixer_modules(model: nn.Module, seq_len: int, batch: int) -> dict[str, tuple[str, MixerFlops]]:
-    """Every TokenMixer inside ``model`` with its formula at ``seq_len`` (for the whole batch)."""
+    """Every TokenMixer inside ``model`` with its inference (eval-mode) formula at ``seq_len``
+    (for the whole batch)."""
     return {
-        name: (mod.cfg.kind, _times(type(mod).flops(mod.cfg, mod.ctx, seq_len), batch))
+        name: (mod.cfg.kind, _times(type(mod).inference_flops(mod.cfg, mod.ctx, seq_len), batch))
         for name, mod in model.named_modules()
         if isinstance(mod, TokenMixer)
     }
@@ -336,6 +344,8 @@ def compare_flops(
     The model is built on ``device`` (``"meta"``: nothing allocated; ``"cpu"`` runs the real
     kernels, e.g. the fused SDPA ones) and fed ``batch`` windows of ``seq_len`` token ids.
     ``backward``: also count ``model.loss(idx, idx).backward()``; ``fvcore``: also run fvcore.
+    The forward is counted in eval mode (the inference forward, ``forward_*``), the backward in
+    train mode (the training forward, ``training_*``).
     """
     t0 = time.perf_counter()
     cost = model_cost(cfg, seq_len)
@@ -348,16 +358,32 @@ def compare_flops(
         core_exact=sum(lc.mixer.core_exact for lc in cost.layers) * b,
         core_dense=sum(lc.mixer.core_dense for lc in cost.layers) * b,
         seconds=time.perf_counter() - t0,
+        train_dense=cost.training_forward_dense * b,
+        train_exact=cost.training_forward_exact * b,
     )
     model = build_model(cfg, device=device)
     idx = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
+    model.eval()  # the module stays in eval mode outside the train-mode runs (fvcore traces it)
+
+    def in_train_mode(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            model.train()
+            try:
+                return fn()
+            finally:
+                model.eval()
+
+        return run
+
+    differs = cost.training_counter_visible != cost.counter_visible
     subject = _Subject(
         name=cfg.name or f"{cfg.family.kind} model",
         module=model,
         forward=lambda: model(idx),
-        forward_backward=lambda: model.loss(idx, idx).backward(),
+        forward_backward=in_train_mode(lambda: model.loss(idx, idx).backward()),
         inputs=(idx,),
         mixers=_mixer_modules(model, cfg.family.stack_seq_len(seq_len), batch),
+        train_forward=in_train_mode(lambda: model(idx)) if differs else None,
     )
     return _compare(subject, analytic, seq_len, batch, device, backward=backward, fvcore=fvcore)
 
@@ -519,6 +545,8 @@ def _fcm_forward_backward(s: _Subject, analytic: AnalyticFlops, fwd: FlopReport)
     t0 = time.perf_counter()
     rep = count_flops(s.forward_backward, module=s.module)
     seconds = time.perf_counter() - t0
+    if s.train_forward is not None:  # the backward follows the training forward
+        fwd = count_flops(s.train_forward, module=s.module)
     forward_by_op = _matmul_ops(fwd.by_op)
     expected = expected_forward_backward(forward_by_op)
     forward = sum(forward_by_op.values())

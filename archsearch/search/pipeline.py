@@ -35,6 +35,7 @@ import optuna
 import torch
 
 from archsearch.errors import ConfigError
+from archsearch.mixers import mixer_label
 from archsearch.model.config import ModelConfig, model_config_from_dict
 from archsearch.model.costs import ModelCost, model_cost
 from archsearch.profiling.measure import check_measurable, measure_metrics
@@ -103,13 +104,13 @@ def run_pipeline(ctx: TrialContext, trial: optuna.Trial) -> Outcome:
         return reused
     try:
         trial.set_user_attr("model", jsonable(data))
-        trial.set_user_attr("label", model_label(data))
+        trial.set_user_attr("label", model_label(data, mixer_label))
         cand = validate(data, s.space.seq_len, ctx.task, ctx.names)
         check_budget_fits(s.train, ctx.task, cand.cfg)
     except ConfigError as e:
         trial.set_constraint("valid", 1.0)
         return Outcome("invalid", str(e))
-    ctx.observer.trial_started(trial.number, model_label(data), dict(trial.params))
+    ctx.observer.trial_started(trial.number, model_label(data, mixer_label), dict(trial.params))
 
     metrics = profile(ctx, trial, cand)
     broken = profiled_constraints(trial, s.space, metrics)

@@ -21,7 +21,7 @@ surplus         FAIL: two workers raced for the study's last trial; not run, not
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,12 +119,22 @@ def feasible_front(
     return [cand[i] for i in pareto_front(pts)]
 
 
-def model_label(model: dict[str, Any]) -> str:
-    """``ecp``, ``hsm+softmax``, ``perceiver_ar``, ``v2_split/ecp`` (family, then mixer kinds
-    unless they are plain softmax)."""
+def _mixer_kind(mixer: dict[str, Any]) -> str:
+    return str(mixer["kind"])
+
+
+def model_label(
+    model: dict[str, Any], mixer_label: Callable[[dict[str, Any]], str] = _mixer_kind
+) -> str:
+    """``ecp``, ``hsm+softmax``, ``perceiver_ar``, ``v2_split/ecp``, ``s2attn(infer=full)``
+    (family, then the mixers' labels unless they are plain softmax).
+
+    ``mixer_label`` names one layer's mixer from its data: the search passes
+    :func:`archsearch.mixers.mixer_label` (the config's label, e.g. ``s2attn(infer=full)``);
+    the default, the kind, keeps this module free of torch."""
     fam = model.get("family", "decoder")
     fam = fam.get("kind", "decoder") if isinstance(fam, dict) else fam
-    kinds = sorted({b["mixer"]["kind"] for b in model.get("layers", [])})
+    kinds = sorted({mixer_label(b["mixer"]) for b in model.get("layers", [])})
     mixers = "+".join(kinds)
     if fam == "decoder":
         return mixers

@@ -23,14 +23,15 @@ Every mixer registered when ``conformance_cases()`` runs is enrolled, with each 
 4. seeded determinism;
 5. analytic FLOPs vs ``FlopCounterMode`` (with archsearch's SDPA formulas, so the count does not
    depend on the torch version): the counter sees matmuls only and counts whole score blocks, so
-   it must equal the analytic *dense-masked* matmul count exactly, on CPU and on meta; the *exact*
-   count (unmasked pairs only) must be ≤ the dense one;
+   it must equal the analytic *dense-masked* matmul count exactly, on CPU and on meta, in train
+   mode (``flops``) and in eval mode (``inference_flops``); the *exact* count (unmasked pairs
+   only) must be ≤ the dense one;
 6. config ↔ YAML round trip (alone and inside a model YAML);
 7. the mixer's own limit equivalences (``TokenMixer.equivalences``) with shared weights;
 8. invalid configs fail with a ConfigError naming the field;
 9. for every config the mixer decodes (``supports_decode_for(cfg)``; for Combiner, variant fixed
-   only): token-by-token ``step`` equals ``forward`` (float64), and the state holds exactly the
-   ``decode_state`` numbers it reports.
+   only): token-by-token ``step`` equals the eval-mode ``forward`` (float64), and the state holds
+   exactly the ``decode_state`` numbers it reports.
 """
 
 from __future__ import annotations
@@ -171,13 +172,18 @@ class MixerConformance:
         m = case.build(torch.float32, device=device)
         with torch.device(device):
             x = torch.randn(2, T, D_MODEL)
-        counted = count_flops(lambda: m(x)).total
-        analytic = get_mixer(case.kind).flops(case.cfg, case.ctx(), T)
-        assert counted == 2 * analytic.matmul_dense, (
-            f"FlopCounterMode {counted} != analytic dense {2 * analytic.matmul_dense} (B=2)"
-        )
-        assert analytic.core_exact <= analytic.core_dense
-        assert analytic.exact <= analytic.dense
+        cls = get_mixer(case.kind)
+        # train mode runs the training forward (flops); eval mode the inference one
+        for mode, formula in ((True, cls.flops), (False, cls.inference_flops)):
+            m.train(mode)
+            counted = count_flops(lambda: m(x)).total
+            analytic = formula(case.cfg, case.ctx(), T)
+            assert counted == 2 * analytic.matmul_dense, (
+                f"FlopCounterMode {counted} != analytic dense {2 * analytic.matmul_dense} "
+                f"(B=2, train mode {mode})"
+            )
+            assert analytic.core_exact <= analytic.core_dense
+            assert analytic.exact <= analytic.dense
 
     def test_decode_state_is_counted(self, case: Case) -> None:
         cls = get_mixer(case.kind)
@@ -190,7 +196,7 @@ class MixerConformance:
         cls = get_mixer(case.kind)
         if not cls.supports_decode_for(case.cfg):
             pytest.skip(f"{case.id} has no incremental decoding")
-        m = case.build()
+        m = case.build().eval()  # decoding is inference: it reproduces the eval-mode forward
         x = _x(2, T)
         with torch.no_grad():
             want = m(x)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _count_on_meta(cfg: ModelConfig, T: int) -> int:
-    model = build_model(cfg, device="meta")
+    model = build_model(cfg, device="meta").eval()  # counter_visible: the inference forward
     with torch.device("meta"):
         idx = torch.zeros(1, T, dtype=torch.long)
     return count_flops(lambda: model(idx)).total

@@ -27,7 +27,7 @@ def test_mixer_exponent_is_the_asymptotic_slope_of_its_formula(kind: str, cfg: o
             cfg.check(ctx, T)  # type: ignore[attr-defined]
         except ConfigError:
             pytest.skip(f"{cfg} cannot take T = {T}")
-        ys.append(cls.flops(cfg, ctx, T).dense)
+        ys.append(cls.inference_flops(cfg, ctx, T).dense)  # the forward flops_fwd reports
     slope = loglog_slope(BIG, ys)
     # T·log T counts as exponent 1: its log-log slope here is 1 + 1/ln(T) ≈ 1.08
     assert slope == pytest.approx(cls.flop_exponent(cfg), abs=0.1), (kind, cfg, slope)
