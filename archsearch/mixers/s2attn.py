@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from archsearch.errors import ConfigError, require
 from archsearch.mixers._attention import AttentionConfig, AttentionMixer
 from archsearch.mixers._base import MixerConfig, MixerContext, MixerFlops
-from archsearch.mixers._reach import groups_lo, interval_reads
+from archsearch.mixers._reach import groups_lo, interval_reads, prefix_reads
 from archsearch.mixers._registry import register_mixer
 from archsearch.mixers.softmax import SoftmaxAttention
 from archsearch.ops.grouped import grouped_causal_attention, grouped_pairs
@@ -189,8 +189,11 @@ class ShiftedSparseAttention(AttentionMixer):
         cls, cfg: MixerConfig, ctx: MixerContext, seq_len: int, rows_T: torch.Tensor
     ) -> torch.Tensor:
         """Aligned heads read their group, shifted heads their shifted group: a layer reaches
-        back G/2 more than the one above it."""
+        back G/2 more than the one above it. With ``inference: full`` the model is evaluated and
+        deployed with full causal attention, so it reads the whole prefix."""
         assert isinstance(cfg, cls.Config)
+        if cfg.inference == "full":
+            return prefix_reads(rows_T)
         G, s = cfg.group_size, cfg.n_shifted
         out = torch.zeros_like(rows_T)
         if s < cfg.n_heads:
