@@ -48,6 +48,7 @@ from archsearch import fmt
 from archsearch.metrics import Metric, get_metric, is_metric
 from archsearch.model.config import dump_model_config, model_config_from_dict
 from archsearch.profiling.report import read_rows, write_rows
+from archsearch.search.fidelity import agreement_section, judged_metric, rung_agreement
 from archsearch.search.front_seeds import ATTR as FRONT_SEEDS
 from archsearch.search.front_seeds import seed_rows
 from archsearch.search.results import (
@@ -403,6 +404,7 @@ def draw_report(out: Path) -> dict[str, Any]:
         ],
         "hypervolume": hv[-1] if hv else 0.0,
         "trials": len(data.records),
+        "rank_fidelity": [a.to_dict() for a in rung_agreement(data.records)],
     }
 
 
@@ -751,6 +753,7 @@ def _markdown(
     md = _summary(data, hv, command) + _front_section(data, front, exported)
     md += seeds_section(data, front)
     md += _families_section(families, budget_title(data)) + _halving_section(data)
+    md += agreement_section(rung_agreement(data.records), judged_metric(data.settings))
     md += [f"## Hypervolume {budget_title(data)}", ""]
     if data.complete(feasible=True):
         md += ["![hypervolume history](hypervolume.png)", ""]
