@@ -191,7 +191,7 @@ def agreement_section(rows: Sequence[RungAgreement], metric: str = "quality") ->
         f"Rank correlation between {metric} at each rung and {metric} at the full budget, over "
         "the trials that reached the full budget (the stopped ones have no final value). "
         f"Kendall τ-b and Spearman ρ: 1 = same order, 0 = unrelated; below {LOW_TAU} the rung "
-        "stops trials that could have ended on the front.",
+        "may stop trials that would have ended on the front.",
         "",
         "| rung | tokens | n | Kendall τ | Spearman ρ | verdict |",
         "|---|---|---|---|---|---|",
@@ -203,23 +203,28 @@ def agreement_section(rows: Sequence[RungAgreement], metric: str = "quality") ->
             f"{_corr(a.spearman_rho, a.n)} | {a.verdict} |"
         )
     md.append("")
-    for a in rows:
-        if a.verdict == "low":
-            md.append(
-                f"**Warning:** at rung {a.rung}, Kendall τ = {a.kendall_tau:.2f} < {LOW_TAU} "
-                f"over {a.n} trials: {metric} this early ranks the models differently from the "
-                "end, so stopping there was not safe on this space; give the rungs more budget "
-                "(fewer rungs or a smaller eta) or turn halving off (`rungs: 1`)."
-            )
-        elif a.verdict.startswith("undefined"):
-            md.append(
-                f"**Warning:** at rung {a.rung}, every trial has the same {metric} at the rung or "
-                "at the end: the rank correlation is undefined."
-            )
-        elif a.verdict != "ok":
-            md.append(
-                f"**Warning:** at rung {a.rung}, only {a.n} trials reached the full budget: too "
-                f"few trials to judge whether stopping there was safe (at least {MIN_TRIALS} "
-                "needed)."
-            )
-    return [*md, ""] if md[-1] else md
+    warnings = [w for w in (_warning(a, metric) for a in rows) if w]
+    return [*md, *warnings, ""] if warnings else md
+
+
+def _warning(a: RungAgreement, metric: str) -> str | None:
+    """The report's warning line for a rung that cannot be trusted (None: nothing to say)."""
+    head = f"- **Warning:** at rung {a.rung}"
+    if a.verdict == "low":
+        return (
+            f"{head}, Kendall τ = {a.kendall_tau:.2f} < {LOW_TAU} over {a.n} trials: {metric} "
+            "this early ranks the models differently from the end, so stopping there may not "
+            "have been safe on this space; give the rungs more budget (fewer rungs or a smaller "
+            "eta) or turn halving off (`rungs: 1`)."
+        )
+    if a.verdict.startswith("undefined"):
+        return (
+            f"{head}, every trial has the same {metric} at the rung or at the end: the rank "
+            "correlation is undefined."
+        )
+    if a.verdict != "ok":
+        return (
+            f"{head}, only {a.n} trials reached the full budget: too few trials to judge whether "
+            f"stopping there was safe (at least {MIN_TRIALS} needed)."
+        )
+    return None

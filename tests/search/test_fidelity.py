@@ -139,4 +139,4 @@ def test_the_report_shows_the_agreement_and_warns(tmp_path: Path) -> None:
     md = (tmp_path / "report.md").read_text()
     assert "| rung | tokens | n | Kendall τ | Spearman ρ | verdict |" in md
     assert "| 0 | 300 | 6 | -0.87 |" in md
-    assert "**Warning:** at rung 0, Kendall τ = -0.87 < 0.5 over 6 trials" in md
+    assert "- **Warning:** at rung 0, Kendall τ = -0.87 < 0.5 over 6 trials" in md
