@@ -319,8 +319,8 @@ def _readme(
         "Held-out bits per byte (lower is better) and, in brackets, the model's rank among the "
         f"{len(rows)} at that point:",
         "",
-        "| # | model | params | bpb @ 10 % | @ 30 % | @ 100 % | train s |",
-        "|---|---|---|---|---|---|---|",
+        "| # | model | params | MFLOPs (flops_fwd) | bpb @ 10 % | @ 30 % | @ 100 % | train s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = " | ".join(
@@ -330,7 +330,8 @@ def _readme(
             for f in FRACTIONS
         )
         md.append(
-            f"| {r['model']} | {r['name']}: {r['model_desc']} | {r['params']:,} | {cells} | "
+            f"| {r['model']} | {r['name']}: {r['model_desc']} | {r['params']:,} | "
+            f"{r['flops_fwd'] / 1e6:.1f} | {cells} | "
             f"{r['train_seconds']} |"
         )
     # the reading is written by a person: a re-run keeps it
