@@ -13,7 +13,7 @@ import typer
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
 from archsearch.cli._live import LiveView, echo_report_line
-from archsearch.cli._options import SAMPLER_HELP, parse_optional_count
+from archsearch.cli._options import SAMPLER_HELP, parse_flops, parse_optional_count
 
 
 @user_errors
@@ -22,7 +22,12 @@ def quickstart_cmd(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", "-o", help="Output folder."),
     trials: int = typer.Option(16, "--trials", "-n", min=1, help="Trials in the study."),
     budget_tokens: str | None = typer.Option(
-        None, "--budget-tokens", help="Training tokens per trial (default: the space's, 800k)."
+        None, "--budget-tokens", help="Training tokens per trial: an equal-tokens study."
+    ),
+    budget_flops: str | None = typer.Option(
+        None,
+        "--budget-flops",
+        help="Training FLOPs per trial (default: the space's, 6e11): an equal-compute study.",
     ),
     sampler: str = typer.Option("tpe", "--sampler", help=SAMPLER_HELP),
     seed: int = typer.Option(0, "--seed", help="Sampler seed."),
@@ -41,6 +46,7 @@ def quickstart_cmd(
         seed=seed,
         out=out,
         budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
+        budget_flops=parse_flops(budget_flops, "--budget-flops"),
         command=invocation(ctx),
         view=lambda name, n, settings: LiveView(name, n, settings, quiet=as_json),
     )

@@ -366,6 +366,18 @@ def test_quickstart_runs_a_real_search(tmp_path):
     assert (out / "study.db").exists()
 
 
+def test_quickstart_default_is_equal_compute(tmp_path):
+    """The shipped quickstart space compares models at equal training FLOPs; --budget-flops
+    scales that budget (here tiny) and the report says which comparison it is."""
+    out = tmp_path / "qs"
+    r = runner.invoke(
+        app, ["quickstart", "-o", str(out), "-n", "1", "--budget-flops", "2e10", "--json"]
+    )
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["finished"] == 1
+    assert "at equal compute" in (out / "report" / "report.md").read_text()
+
+
 def test_contradictory_space_is_refused_before_a_study_exists(tmp_path):
     space = tmp_path / "never.yaml"
     space.write_text(TINY.replace("[2, 3]", "[3]").replace("    hsm: {mixing: ab}\n", ""))
