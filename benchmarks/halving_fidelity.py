@@ -11,7 +11,8 @@ half the quickstart's 800k tokens by default, to stay under ~8 minutes on a 2-co
 ``--tokens 800000`` gives its own). Half of the models come from
 ``quickstart.yaml`` itself; the rest from ``all_families``, ``perceiver_family`` and
 ``hsm_hybrid`` with their size fields replaced by the quickstart's (a draw T = 256 cannot build,
-e.g. an ECP segment of 512, or whose family and mixers an earlier model already has, is drawn
+e.g. an ECP segment of 512, one that breaks its space's constraints on params or
+receptive_field, or one whose family and mixers an earlier model already has, is drawn
 again). Every model trains ONCE on the full budget, with
 held-out bits per byte evaluated at 10 %, 30 % and 100 % of it; then Kendall τ-b and Spearman ρ
 between the value at each point and the value at 100 % (100 % against itself = 1, a sanity row).
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 #: (space, how many models) drawn from each
-SOURCES = (("quickstart", 6), ("all_families", 3), ("perceiver_family", 2), ("hsm_hybrid", 2))
+SOURCES = (("quickstart", 6), ("all_families", 3), ("perceiver_family", 3), ("hsm_hybrid", 1))
 #: the quickstart's size, applied to every space
 SIZE = {
     "d_model": {"choices": [64, 128]},
@@ -86,7 +87,7 @@ def quickstart_sized(name: str) -> Any:
 def draw_models(seed: int, task: Any) -> list[tuple[str, dict[str, Any], Any]]:
     """(space, model data, config) of every model, in a fixed order."""
     from archsearch.errors import ConfigError
-    from archsearch.model.transformer import count_params
+    from archsearch.model.transformer import count_params, receptive_field
     from archsearch.search.results import model_label
     from archsearch.search.space import sample
 
@@ -109,7 +110,11 @@ def draw_models(seed: int, task: Any) -> list[tuple[str, dict[str, Any], Any]]:
             label = model_label(data)
             # beyond the quickstart, each model brings a family/mixer combination not yet drawn
             fresh = name == "quickstart" or label not in seen
-            if key in seen or not fresh or count_params(cfg)["total"] > MAX_PARAMS:
+            analytic = {"params": count_params(cfg)["total"], "receptive_field": 0}
+            analytic["receptive_field"] = receptive_field(cfg, 256)
+            broken = [c for c in space.constraints if c.metric in analytic]
+            broken = [c for c in broken if c.broken(analytic[c.metric])]
+            if key in seen or not fresh or broken or analytic["params"] > MAX_PARAMS:
                 continue
             seen.update((key, label))
             data["name"] = f"{name}-{got}-{model_label(data)}"
