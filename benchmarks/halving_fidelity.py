@@ -6,9 +6,10 @@
 A fixed set of models is drawn deterministically (``random.Random(seed)``, no Optuna sampler)
 from the shipped spaces' families and mixers, each at the quickstart's size and settings: T = 256,
 width 64/128, 2-4 layers, MLP ratio 2/4, params <= 2,000,000 (the quickstart's constraint), the lm
-task with ``eval_tokens: 8192`` and the quickstart's recipe (batch 8, lr 0.002; the budget is
-half the quickstart's 800k tokens by default, to stay under ~8 minutes on a 2-core CPU, and
-``--tokens 800000`` gives its own). Half of the models come from
+task with ``eval_tokens: 8192`` and the quickstart's recipe (batch 8, lr 0.002) on a token
+budget, every model seeing the same tokens: 400k by default, half the quickstart's equal-tokens
+study (``archsearch quickstart --budget-tokens 800k``), to stay under ~8 minutes on a 2-core CPU.
+Half of the models come from
 ``quickstart.yaml`` itself; the rest from ``all_families``, ``perceiver_family`` and
 ``hsm_hybrid`` with their size fields replaced by the quickstart's (a draw T = 256 cannot build,
 e.g. an ECP segment of 512, one that breaks its space's constraints on params or
