@@ -31,11 +31,11 @@ from archsearch.search.results import count_finished, outcome_counts
 from archsearch.search.space import check_buildable, load_space
 from archsearch.search.storage import (
     STORAGE_ENV,
+    held,
     is_parallel_safe,
     load_study,
     open_storage,
     redact,
-    storage_errors,
     storage_url,
 )
 from archsearch.search.study import (
@@ -117,12 +117,11 @@ def run_search(
         )
     device_list = parse_devices(devices)
     the_task = make_task(settings.task, settings.task_options, seq_len=sp.seq_len)
-    storage = open_storage(url, exclusive=True)
-    with storage_errors(url):
-        st = open_study(settings, storage, name, sampler=sampler, seed=seed, n_trials=trials)
+    with held(url):  # one process writes a SQLite study; storage failures: one line
+        store = open_storage(url, exclusive=True)
+        st = open_study(settings, store, name, sampler=sampler, seed=seed, n_trials=trials)
         st.set_user_attr(TARGET, trials)
-    live = view(name, trials, settings)
-    with storage_errors(url):
+        live = view(name, trials, settings)
         if workers > 1:
             launch = WorkerLaunch(url, name, trials, workers, device_list, threads, sampler, seed)
             result = run_workers(st, launch, out, live)
@@ -131,8 +130,8 @@ def run_search(
                 st, settings, live, the_task, trials=trials, timeout=timeout, threads=threads
             )
             result = {"study": name, "storage": redact(url), **here}
-    if front_seeds and not result["interrupted"]:
-        _reseed(st, settings, the_task, front_seeds, result)
+        if front_seeds and not result["interrupted"]:
+            _reseed(st, settings, the_task, front_seeds, result)
     if report:
         out.mkdir(parents=True, exist_ok=True)
         result["report"] = write_report(st, out / "report", command=command)
@@ -287,20 +286,21 @@ def run_worker(
     """Join an existing study and run its trials until it holds ``trials`` finished ones
     (default: the number its search asked for). A summary dict."""
     st, url = load_study(storage, study, heartbeat=heartbeat, exclusive=True)
-    target = trials or st.user_attrs.get(TARGET)
-    if target is None:
-        raise ConfigError("--trials", None, "a number of trials (the study does not record one)")
-    if threads is not None:
-        torch.set_num_threads(threads)
-    settings = settings_of(st)
-    if seed is None:
-        seed = int.from_bytes(os.urandom(4), "little")  # workers must not all draw the same
-    st.sampler = make_sampler(sampler, seed, int(target))
-    live = view(study, int(target), settings)
-    search = Search(st, settings, observer=live)
-    with live, storage_errors(url):
-        live.load(st)
-        summary = search.run(int(target))
+    with held(url):
+        target = trials or st.user_attrs.get(TARGET)
+        if target is None:
+            raise ConfigError("--trials", None, "a number of trials (the study records none)")
+        if threads is not None:
+            torch.set_num_threads(threads)
+        settings = settings_of(st)
+        if seed is None:
+            seed = int.from_bytes(os.urandom(4), "little")  # workers must not all draw the same
+        st.sampler = make_sampler(sampler, seed, int(target))
+        live = view(study, int(target), settings)
+        search = Search(st, settings, observer=live)
+        with live:
+            live.load(st)
+            summary = search.run(int(target))
     return {
         "study": study,
         "storage": redact(url),

@@ -179,13 +179,13 @@ def _check_sqlite(shown: str, path: Path, *, create: bool) -> None:
         finally:
             con.close()
     except sqlite3.Error as e:
+        what = " ".join(str(e).split())
         raise ConfigError(
-            "storage", shown, f"an undamaged Optuna study database (SQLite: {e})"
+            "storage", shown, f"an undamaged Optuna study database (SQLite: {what})"
         ) from None
     if check != ["ok"]:
-        raise ConfigError(
-            "storage", shown, f"an undamaged Optuna study database (SQLite: {check[0]})"
-        )
+        what = " ".join(str(check[0] if check else "no answer").replace("***", "").split())
+        raise ConfigError("storage", shown, f"an undamaged Optuna study database (SQLite: {what})")
     if tables and not tables & _OPTUNA_TABLES:
         other = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
         raise ConfigError(
@@ -257,9 +257,21 @@ def storage_errors(url: str) -> Iterator[None]:
         raise ConfigError("storage", redact(url), f"a working storage: {e.strerror}") from None
 
 
+@contextlib.contextmanager
+def held(url: str) -> Iterator[None]:
+    """The block runs with storage failures as one-line errors (:func:`storage_errors`); at its
+    end this process gives up its hold on a SQLite study file (``open_storage(exclusive=True)``),
+    so the next run, here or in another process, may open it."""
+    try:
+        with storage_errors(url):
+            yield
+    finally:
+        release(url)
+
+
 def _first_line(e: BaseException) -> str:
-    text = str(getattr(e, "orig", None) or e) or type(e).__name__
-    return redact(text.strip().splitlines()[0] if text.strip() else type(e).__name__)
+    text = str(getattr(e, "orig", None) or e).strip()
+    return redact(" ".join(text.splitlines()[0].split()) if text else type(e).__name__)
 
 
 def study_names(storage: Any) -> list[str]:
