@@ -21,6 +21,7 @@ import socket
 import sqlite3
 import threading
 import urllib.parse
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,10 @@ def open_storage(
 
             return JournalStorage(JournalFileBackend(str(path)))
         if heartbeat is not None and not url.startswith("sqlite:"):
+            # Optuna 4.9+ calls these deprecated or experimental: warnings, not the user's fault
+            warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message=".*RetryFailedTrialCallback")
             return optuna.storages.RDBStorage(
                 url,
                 heartbeat_interval=heartbeat,
@@ -249,8 +254,11 @@ def storage_errors(url: str) -> Iterator[None]:
     a lost server) into a one-line error naming the storage, its password hidden."""
     try:
         yield
-    except sqlalchemy.exc.SQLAlchemyError as e:
-        raise ConfigError("storage", redact(url), "a working storage: " + _first_line(e)) from None
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
+        cause = e.__cause__ if isinstance(e.__cause__, Exception) else e
+        raise ConfigError(
+            "storage", redact(url), "a working storage: " + _first_line(cause)
+        ) from None
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
             raise
