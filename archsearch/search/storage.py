@@ -37,7 +37,7 @@ STORAGE_ENV = "ARCHSEARCH_STORAGE"
 #: a study file is not written when its folder has less free space than this
 MIN_FREE_BYTES = 1 << 20
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_OPTUNA_TABLES = frozenset({"studies", "version_info", "alembic_version"})
+_OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
 _PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):\S*@")
 _PASSWORD_IN_QUERY = re.compile(r"(?i)\b(password=)[^&\s'\"]*")
 #: SQLite study files this process holds exclusively (path -> open descriptor)
@@ -104,11 +104,13 @@ def open_storage(
             warnings.filterwarnings("ignore", message=".*RetryFailedTrialCallback")
             return optuna.storages.RDBStorage(
                 url,
+                skip_table_creation=not create,
                 heartbeat_interval=heartbeat,
                 grace_period=2 * heartbeat,
                 failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
             )
-        return optuna.storages.RDBStorage(url)
+        # an existing study is never migrated nor given missing tables
+        return optuna.storages.RDBStorage(url, skip_table_creation=not create)
     except Exception as e:  # sqlalchemy/driver errors: bad scheme, missing driver, no server
         raise ConfigError(
             "storage",
@@ -191,7 +193,7 @@ def _check_sqlite(shown: str, path: Path, *, create: bool) -> None:
     if check != ["ok"]:
         what = " ".join(str(check[0] if check else "no answer").replace("***", "").split())
         raise ConfigError("storage", shown, f"an undamaged Optuna study database (SQLite: {what})")
-    if tables and not tables & _OPTUNA_TABLES:
+    if tables and not tables >= _OPTUNA_TABLES:
         other = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
         raise ConfigError(
             "storage",

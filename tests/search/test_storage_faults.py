@@ -184,9 +184,12 @@ def test_read_only_folder(tmp_path: Path, space: Path, study_bytes: bytes) -> No
         if ok:
             r = subprocess.run(["mount", "-o", "remount,ro", str(ro)], capture_output=True)
             assert r.returncode == 0, r.stderr
-        elif shutil.which("chattr") and not subprocess.run(
-            ["chattr", "+i", str(db), str(ro)], capture_output=True
-        ).returncode:
+        elif (
+            shutil.which("chattr")
+            and not subprocess.run(
+                ["chattr", "+i", str(db), str(ro)], capture_output=True
+            ).returncode
+        ):
             how = "chattr"
         else:
             pytest.skip("no read-only mount and no chattr +i here")
