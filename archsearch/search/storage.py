@@ -297,24 +297,33 @@ def load_study(
     exclusive: bool = False,
 ) -> tuple[optuna.Study, str]:
     """An existing study and its storage URL; ``name`` None: the storage's only study. A
-    one-line error naming the studies there if there is no such study."""
+    one-line error naming the studies there if there is no such study. ``exclusive``: the
+    caller holds a SQLite study file and gives it up with :func:`release` (or :func:`held`)."""
     url = storage_url(spec)
     storage = open_storage(url, create=False, heartbeat=heartbeat, write=write, exclusive=exclusive)
-    with storage_errors(url):
-        names = study_names(storage)
+    try:
+        with storage_errors(url):
+            names = study_names(storage)
+            name = _the_study(names, name)
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            return optuna.load_study(study_name=name, storage=storage), url
+    except BaseException:
+        release(url)
+        raise
+
+
+def _the_study(names: list[str], name: str | None) -> str:
     if name is None:
         if len(names) != 1:
             raise ConfigError(
                 "--study", None, "one of " + (", ".join(names) or "(the storage has no study)")
             )
-        name = names[0]
-    elif name not in names:
+        return names[0]
+    if name not in names:
         raise ConfigError(
             "--study", name, "one of " + (", ".join(names) or "(the storage has no study)")
         )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with storage_errors(url):
-        return optuna.load_study(study_name=name, storage=storage), url
+    return name
 
 
 class TrialStore:

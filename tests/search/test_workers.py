@@ -219,14 +219,18 @@ def _password(url: str) -> str:
     return userinfo.partition(":")[2]
 
 
-def _cmdlines() -> list[bytes]:
+def _children_cmdlines(parent: int) -> list[bytes]:
+    """The command lines of ``parent``'s child processes."""
     out = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    out.append(f.read())
-            except OSError:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    ppid = int(f.read().rpartition(b")")[2].split()[1])
+                if ppid == parent:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        out.append(f.read())
+            except (OSError, ValueError, IndexError):
                 continue
     return out
 
@@ -248,7 +252,7 @@ def test_search_with_workers_never_shows_the_password(tmp_path):
     seen_workers = 0
     try:
         while proc.poll() is None:
-            lines = [c for c in _cmdlines() if b"archsearch\x00worker" in c]
+            lines = [c for c in _children_cmdlines(proc.pid) if b"archsearch\x00worker" in c]
             seen_workers = max(seen_workers, len(lines))
             assert not any(secret.encode() in c for c in lines)
             time.sleep(0.2)
