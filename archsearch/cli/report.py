@@ -74,7 +74,7 @@ def _from_study(
     import optuna
 
     from archsearch.search.report import write_report
-    from archsearch.search.study import open_storage, storage_url, study_names
+    from archsearch.search.storage import open_storage, storage_errors, storage_url, study_names
 
     if "://" in source:
         url, default_out = source, None
@@ -84,8 +84,9 @@ def _from_study(
         url, default_out = storage_url(path), path.parent / "report"
     else:
         raise ConfigError("SOURCE", source, SOURCES)
-    storage = open_storage(url, create=False)
-    names = study_names(storage)
+    storage = open_storage(url, create=False, write=False)
+    with storage_errors(url):
+        names = study_names(storage)
     if study is None:
         if len(names) != 1:
             raise ConfigError(
@@ -95,7 +96,8 @@ def _from_study(
     elif study not in names:
         raise ConfigError("--study", study, "one of " + (", ".join(names) or "(none)"))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    st = optuna.load_study(study_name=study, storage=storage)
+    with storage_errors(url):
+        st = optuna.load_study(study_name=study, storage=storage)
     return write_report(
         st, out or default_out or Path("runs/report") / study, command=invocation(ctx)
     )

@@ -8,17 +8,22 @@ import typer
 
 from archsearch.cli._common import echo_json, user_errors
 from archsearch.cli._live import LiveView
+from archsearch.errors import ConfigError
 
 STORAGE_HELP = (
     "The study's storage: postgresql://USER@HOST/DB (several machines), journal:PATH or a "
-    "*.journal file (several processes on one machine), sqlite:///PATH (one process)."
+    "*.journal file (several processes on one machine), sqlite:///PATH (one process). Default: "
+    "$ARCHSEARCH_STORAGE (keeps a password out of the process list)."
 )
+STORAGE_ENV = "ARCHSEARCH_STORAGE"  # archsearch.search.storage.STORAGE_ENV (not imported: torch)
 STUDY_HELP = "Look after a study: recover the trials of dead workers."
 
 
 @user_errors
 def worker_cmd(
-    storage: str = typer.Option(..., "--storage", help=STORAGE_HELP),
+    storage: str | None = typer.Option(
+        None, "--storage", envvar=STORAGE_ENV, show_envvar=False, help=STORAGE_HELP
+    ),
     study: str = typer.Option(
         ..., "--study", help="The study to join (made by archsearch search)."
     ),
@@ -51,7 +56,7 @@ def worker_cmd(
     from archsearch.search.run import run_worker
 
     result = run_worker(
-        storage,
+        _storage(storage),
         study,
         trials=trials,
         threads=threads,
@@ -68,7 +73,9 @@ def worker_cmd(
 
 @user_errors
 def recover_cmd(
-    storage: str = typer.Option(..., "--storage", help=STORAGE_HELP),
+    storage: str | None = typer.Option(
+        None, "--storage", envvar=STORAGE_ENV, show_envvar=False, help=STORAGE_HELP
+    ),
     study: str = typer.Option(..., "--study", help="Study name."),
     any_host: bool = typer.Option(
         False, "--all", help="Treat every running trial as dead (only when no worker runs)."
@@ -77,13 +84,20 @@ def recover_cmd(
 ) -> None:
     """Fail the trials of dead workers and queue them again (journal files have no heartbeat;
     a worker of this machine is dead when its process is gone)."""
-    from archsearch.search.storage import load_study, recover_trials
+    from archsearch.search.storage import load_study, recover_trials, storage_errors
 
-    st, _ = load_study(storage, study)
-    numbers = recover_trials(st, any_host=any_host)
+    st, url = load_study(_storage(storage), study, exclusive=True)
+    with storage_errors(url):
+        numbers = recover_trials(st, any_host=any_host)
     if as_json:
         echo_json({"recovered": numbers})
         return
     typer.echo(
         f"recovered trials {numbers}: failed and queued again" if numbers else "no dead trial"
     )
+
+
+def _storage(storage: str | None) -> str:
+    if not storage:
+        raise ConfigError("--storage", None, f"a storage URL or path (or ${STORAGE_ENV})")
+    return storage

@@ -24,6 +24,7 @@ Every problem with the data is a one-line :class:`~archsearch.errors.ConfigError
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import re
 import tarfile
@@ -138,8 +139,11 @@ def _field(obj: dict[Any, Any], key: str) -> Any:
     raise KeyError(key)
 
 
-def _parse_batch(where: str, obj: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validate one unpickled batch; return ``(N, 3, 32, 32)`` uint8 and ``(N,)`` int64."""
+def _parse_batch(where: str, obj: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one unpickled batch of ``size`` bytes (the file as stored, uncompressed);
+    return ``(N, 3, 32, 32)`` uint8 and ``(N,)`` int64. Nothing is copied before the arrays'
+    claimed sizes are checked against the file: a pickled array can be a view with zero
+    strides over a few bytes that claims millions of images."""
     if not isinstance(obj, dict):
         raise _error(where, f"the pickle holds a {type(obj).__name__}, not a dict")
     try:
@@ -151,6 +155,9 @@ def _parse_batch(where: str, obj: Any) -> tuple[np.ndarray, np.ndarray]:
         raise _error(where, f"b'data' is {got}")
     if data.shape[1] != _ROW:
         raise _error(where, f"b'data' has {data.shape[1]} columns")
+    _check_real_size(where, "b'data'", data, size)
+    if isinstance(labels, np.ndarray):
+        _check_real_size(where, "b'labels'", labels, size)
     if not isinstance(labels, (list, tuple, np.ndarray)):
         raise _error(where, f"b'labels' is a {type(labels).__name__}")
     try:
@@ -165,6 +172,17 @@ def _parse_batch(where: str, obj: Any) -> tuple[np.ndarray, np.ndarray]:
     if len(y) and (y.min() < 0 or y.max() > 9):
         raise _error(where, "labels outside 0..9")
     return data.reshape(-1, 3, 32, 32), y
+
+
+def _check_real_size(where: str, what: str, arr: np.ndarray, size: int) -> None:
+    """A pickled array's bytes are in the file: one that claims more than the file holds (a
+    strided view over a short buffer) is refused before anything is allocated for it."""
+    if arr.nbytes > size:
+        raise _error(
+            where,
+            f"{what} claims {arr.shape[0]} rows ({arr.nbytes} bytes) but the file holds "
+            f"{size} bytes",
+        )
 
 
 def _parse_meta(where: str, obj: Any) -> tuple[str, ...]:
@@ -219,17 +237,17 @@ def _load_folder(source: str, folder: Path) -> CifarSplits:
         raise ConfigError("data", source, f"{LAYOUT} (unreadable: {type(exc).__name__})") from None
     train_names, test_name, meta_name = _pick(source, names)
 
-    def read(name: str) -> tuple[str, Any]:
+    def read(name: str) -> tuple[str, Any, int]:
         where = str(folder / name)
         try:
             with open(folder / name, "rb") as f:
-                return where, _unpickle(where, f)
+                return where, _unpickle(where, f), os.fstat(f.fileno()).st_size
         except OSError as exc:
             raise _error(where, f"unreadable ({type(exc).__name__})") from None
 
     train = [_parse_batch(*read(n)) for n in train_names]
     test = _parse_batch(*read(test_name))
-    meta = _parse_meta(*read(meta_name)) if meta_name else None
+    meta = _parse_meta(*read(meta_name)[:2]) if meta_name else None
     return _assemble(source, train, test, meta)
 
 
@@ -243,16 +261,16 @@ def _load_tar(source: str, archive: Path) -> CifarSplits:
             members = {name: m for (folder, name), m in files.items() if folder == chosen}
             train_names, test_name, meta_name = _pick(source, list(members))
 
-            def read(name: str) -> tuple[str, Any]:
+            def read(name: str) -> tuple[str, Any, int]:
                 where = f"{archive}:{members[name].name}"
                 stream = tar.extractfile(members[name])
                 assert stream is not None  # regular files always have a stream
                 with stream:
-                    return where, _unpickle(where, stream)
+                    return where, _unpickle(where, stream), members[name].size
 
             train = [_parse_batch(*read(n)) for n in train_names]
             test = _parse_batch(*read(test_name))
-            meta = _parse_meta(*read(meta_name)) if meta_name else None
+            meta = _parse_meta(*read(meta_name)[:2]) if meta_name else None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         detail = f"unreadable archive: {type(exc).__name__}"
         raise ConfigError("data", source, f"{LAYOUT} ({detail})") from None

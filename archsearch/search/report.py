@@ -61,6 +61,7 @@ from archsearch.search.results import (
     trial_record,
 )
 from archsearch.search.stats import distinguishable, summarise
+from archsearch.search.storage import redact
 from archsearch.search.study import load_settings
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def save_records(data: StudyData, study: optuna.Study, out: Path, *, command: st
         imp_file.unlink()
     record = {
         "study": data.name,
-        "command": command,
+        "command": redact(command),  # a storage URL's password is never written
         "importances_not_computed": why_not,
         "settings": data.settings,
     }
@@ -681,7 +682,7 @@ def _summary(data: StudyData, hv: list[float], command: str) -> list[str]:
         "",
     ]
     if command:
-        md += ["Made by:", "", f"    {command}", ""]
+        md += ["Made by:", "", f"    {redact(command)}", ""]
     return md
 
 

@@ -29,7 +29,15 @@ from archsearch.search.observer import StudyView
 from archsearch.search.report import write_report
 from archsearch.search.results import count_finished, outcome_counts
 from archsearch.search.space import check_buildable, load_space
-from archsearch.search.storage import is_parallel_safe, load_study, open_storage, storage_url
+from archsearch.search.storage import (
+    STORAGE_ENV,
+    held,
+    is_parallel_safe,
+    load_study,
+    open_storage,
+    redact,
+    storage_url,
+)
 from archsearch.search.study import (
     SAMPLERS,
     TARGET,
@@ -103,25 +111,27 @@ def run_search(
     if workers > 1 and not is_parallel_safe(url):
         raise ConfigError(
             "--storage",
-            url,
+            redact(url),
             "a journal file (journal:PATH) or a database server for --workers > 1: SQLite "
             "is not safe for parallel writers",
         )
     device_list = parse_devices(devices)
     the_task = make_task(settings.task, settings.task_options, seq_len=sp.seq_len)
-    st = open_study(settings, open_storage(url), name, sampler=sampler, seed=seed, n_trials=trials)
-    st.set_user_attr(TARGET, trials)
-    live = view(name, trials, settings)
-    if workers > 1:
-        launch = WorkerLaunch(url, name, trials, workers, device_list, threads, sampler, seed)
-        result = run_workers(st, launch, out, live)
-    else:
-        here = run_here(
-            st, settings, live, the_task, trials=trials, timeout=timeout, threads=threads
-        )
-        result = {"study": name, "storage": url, **here}
-    if front_seeds and not result["interrupted"]:
-        _reseed(st, settings, the_task, front_seeds, result)
+    with held(url):  # one process writes a SQLite study; storage failures: one line
+        store = open_storage(url, exclusive=True)
+        st = open_study(settings, store, name, sampler=sampler, seed=seed, n_trials=trials)
+        st.set_user_attr(TARGET, trials)
+        live = view(name, trials, settings)
+        if workers > 1:
+            launch = WorkerLaunch(url, name, trials, workers, device_list, threads, sampler, seed)
+            result = run_workers(st, launch, out, live)
+        else:
+            here = run_here(
+                st, settings, live, the_task, trials=trials, timeout=timeout, threads=threads
+            )
+            result = {"study": name, "storage": redact(url), **here}
+        if front_seeds and not result["interrupted"]:
+            _reseed(st, settings, the_task, front_seeds, result)
     if report:
         out.mkdir(parents=True, exist_ok=True)
         result["report"] = write_report(st, out / "report", command=command)
@@ -200,14 +210,16 @@ class WorkerLaunch:
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
 
     def command(self, i: int, offset: int) -> list[str]:
-        """Worker ``i``'s command line; its seed is offset by the trials already there."""
-        cmd = [sys.executable, "-m", "archsearch", "worker", "--storage", self.url]
+        """Worker ``i``'s command line (no storage URL: it may hold a password, and command
+        lines are public; see :meth:`env`); its seed is offset by the trials already there."""
+        cmd = [sys.executable, "-m", "archsearch", "worker"]
         cmd += ["--study", self.name, "--trials", str(self.trials)]
         cmd += ["--threads", str(self.threads), "--json", "--sampler", self.sampler]
         return [*cmd, "--seed", str(self.seed + 1000 * i + offset)]
 
     def env(self, i: int) -> dict[str, str]:
-        env = dict(os.environ)
+        """Worker ``i``'s environment: the storage URL, and its GPU if devices were given."""
+        env = {**os.environ, STORAGE_ENV: self.url}
         if self.devices:
             env["CUDA_VISIBLE_DEVICES"] = self.devices[i % len(self.devices)]
         return env
@@ -248,7 +260,7 @@ def run_workers(
     trials = st.get_trials(deepcopy=False)
     return {
         "study": launch.name,
-        "storage": launch.url,
+        "storage": redact(launch.url),
         "finished": count_finished(trials),
         "ran": None,
         "workers": launch.workers,
@@ -273,24 +285,25 @@ def run_worker(
 ) -> dict[str, Any]:
     """Join an existing study and run its trials until it holds ``trials`` finished ones
     (default: the number its search asked for). A summary dict."""
-    st, url = load_study(storage, study, heartbeat=heartbeat)
-    target = trials or st.user_attrs.get(TARGET)
-    if target is None:
-        raise ConfigError("--trials", None, "a number of trials (the study does not record one)")
-    if threads is not None:
-        torch.set_num_threads(threads)
-    settings = settings_of(st)
-    if seed is None:
-        seed = int.from_bytes(os.urandom(4), "little")  # workers must not all draw the same
-    st.sampler = make_sampler(sampler, seed, int(target))
-    live = view(study, int(target), settings)
-    search = Search(st, settings, observer=live)
-    with live:
-        live.load(st)
-        summary = search.run(int(target))
+    st, url = load_study(storage, study, heartbeat=heartbeat, exclusive=True)
+    with held(url):
+        target = trials or st.user_attrs.get(TARGET)
+        if target is None:
+            raise ConfigError("--trials", None, "a number of trials (the study records none)")
+        if threads is not None:
+            torch.set_num_threads(threads)
+        settings = settings_of(st)
+        if seed is None:
+            seed = int.from_bytes(os.urandom(4), "little")  # workers must not all draw the same
+        st.sampler = make_sampler(sampler, seed, int(target))
+        live = view(study, int(target), settings)
+        search = Search(st, settings, observer=live)
+        with live:
+            live.load(st)
+            summary = search.run(int(target))
     return {
         "study": study,
-        "storage": url,
+        "storage": redact(url),
         "worker": search.worker,
         **_summary_fields(summary),
         "outcomes": summary.outcomes,

@@ -19,7 +19,7 @@ import pytest
 from archsearch.profiling.profiles import Profile
 from archsearch.search.results import FINISHED
 from archsearch.search.space import parse_space
-from archsearch.search.storage import open_storage
+from archsearch.search.storage import STORAGE_ENV, open_storage, redact
 from archsearch.search.study import TARGET, open_study, settings_from
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -45,6 +45,11 @@ task: {name: lm, options: {eval_tokens: 512}}
 train: {budget_tokens: 40000, batch_size: 4, evals: 2, halving: {eta: 2, rungs: 2}}
 """
 PG = os.environ.get("ARCHSEARCH_TEST_POSTGRES")
+NEEDS_PG = pytest.mark.skipif(
+    PG is None and not os.environ.get("ARCHSEARCH_REQUIRE_POSTGRES"),
+    reason='no PostgreSQL server: start one with `eval "$(bash scripts/postgres.sh start)"` '
+    "(it sets ARCHSEARCH_TEST_POSTGRES); CI does",
+)
 
 
 def _create(url: str, n_trials: int) -> str:
@@ -56,9 +61,11 @@ def _create(url: str, n_trials: int) -> str:
 
 
 def _worker(url: str, name: str, *extra: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "archsearch", "worker", "--storage", url, "--study", name]
+    """A worker that gets the storage URL from the environment (it may hold a password)."""
+    cmd = [sys.executable, "-m", "archsearch", "worker", "--study", name]
     cmd += ["--threads", "1", "--json", *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {**os.environ, STORAGE_ENV: url}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
 def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -167,11 +174,7 @@ def test_workers_refuse_sqlite(tmp_path):
     assert r.returncode == 2 and b"SQLite is not safe" in r.stderr
 
 
-@pytest.mark.skipif(
-    PG is None and not os.environ.get("ARCHSEARCH_REQUIRE_POSTGRES"),
-    reason='no PostgreSQL server: start one with `eval "$(bash scripts/postgres.sh start)"` '
-    "(it sets ARCHSEARCH_TEST_POSTGRES); CI does",
-)
+@NEEDS_PG
 def test_postgres_four_workers_one_killed():
     assert PG, "CI must provide a PostgreSQL server (ARCHSEARCH_TEST_POSTGRES)"
     name = _create(PG, 10)
@@ -181,7 +184,7 @@ def test_postgres_four_workers_one_killed():
         for p in procs:
             if p.returncode is None:
                 _, err = p.communicate(timeout=600)
-                assert p.returncode == 0, err.decode()
+                assert p.returncode == 0, redact(err.decode())
         _check_done(PG, name, 10, killed)
         dead = _trials(PG, name)[killed]
         # Optuna's heartbeat failed it (no archsearch recovery on heartbeat storages)
@@ -209,3 +212,61 @@ def test_search_with_two_workers_ends_in_a_report(tmp_path):
         log = (out / f"worker-{i}.log").read_text()
         summary = json.JSONDecoder().raw_decode(log[log.index("{") :])[0]
         assert summary["study"] == "tinyw" and summary["finished"] == 4
+
+
+def _password(url: str) -> str:
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    return userinfo.partition(":")[2]
+
+
+def _children_cmdlines(parent: int) -> list[bytes]:
+    """The command lines of ``parent``'s child processes."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    ppid = int(f.read().rpartition(b")")[2].split()[1])
+                if ppid == parent:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        out.append(f.read())
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+@NEEDS_PG
+def test_search_with_workers_never_shows_the_password(tmp_path):
+    """``search --workers 2`` on a PostgreSQL URL with a password: the password is in no file
+    under the output folder, no output line, and no process's command line while it runs."""
+    assert PG, "CI must provide a PostgreSQL server (ARCHSEARCH_TEST_POSTGRES)"
+    secret = _password(PG)
+    assert len(secret) >= 8, "scripts/postgres.sh gives the study role a password"
+    space = tmp_path / "tinyw.yaml"
+    space.write_text(SPACE)
+    out = tmp_path / "run"
+    name = f"tinyw-{uuid.uuid4().hex[:8]}"
+    cmd = [sys.executable, "-m", "archsearch", "search", str(space), "--workers", "2", "-n", "2"]
+    cmd += ["--storage", PG, "--study", name, "-o", str(out), "--json", "--budget-tokens", "8000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen_workers = 0
+    try:
+        while proc.poll() is None:
+            lines = [c for c in _children_cmdlines(proc.pid) if b"archsearch\x00worker" in c]
+            seen_workers = max(seen_workers, len(lines))
+            assert not any(secret.encode() in c for c in lines)
+            time.sleep(0.2)
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, redact(stderr.decode())
+        assert seen_workers == 2
+        assert secret.encode() not in stdout + stderr
+        assert json.loads(stdout)["storage"] == redact(PG)
+        files = [p for p in out.rglob("*") if p.is_file()]
+        assert any(p.name == "report.md" for p in files)
+        leaked = [str(p) for p in files if secret.encode() in p.read_bytes()]
+        assert not leaked
+        assert ":***@" in (out / "report" / "report.md").read_text()  # "Made by" redacted
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        optuna.delete_study(study_name=name, storage=open_storage(PG))
