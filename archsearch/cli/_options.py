@@ -7,6 +7,7 @@ from typing import Any
 from typer.core import TyperCommand
 
 from archsearch.errors import ConfigError
+from archsearch.yamlio import parse_yaml
 
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
 
@@ -49,18 +50,19 @@ def parse_optional_count(text: str | None, field: str) -> int | None:
 
 
 def parse_task_options(items: list[str]) -> dict[str, Any]:
-    """``["num_pairs=8", "power_a=null"]`` -> values parsed as YAML scalars."""
-    import yaml
-
+    """``["num_pairs=8", "power_a=null"]`` -> values parsed as YAML scalars (through the
+    guarded loader: tags, aliases and deep nesting get the same one-line errors as files)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError("--task-opt", item, "KEY=VALUE, e.g. num_pairs=8")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            out[key.strip()] = raw
+            out[key.strip()] = parse_yaml(raw, source=f"--task-opt {key.strip()}")[0]
+        except ConfigError as e:
+            if e.field != "yaml" or e.got is not None:
+                raise  # a tag, alias or size the loader refuses: never silently text
+            out[key.strip()] = raw  # not YAML at all (e.g. 'a: b: c'): the text itself
     return out
 
 
