@@ -150,9 +150,16 @@ def _too_big(source: str) -> ConfigError:
 
 
 def _check_events(text: str, source: str) -> None:
-    """Refuse deep nesting before composing (PyYAML's composer recurses once per level)."""
+    """Refuse deep nesting and overlong documents before composing (PyYAML's composer recurses
+    once per level and builds every node)."""
     depth = 0
-    for event in yaml.parse(text, Loader=_LOADER):
+    for n, event in enumerate(yaml.parse(text, Loader=_LOADER)):
+        if n > MAX_NODES:
+            line = event.start_mark.line + 1 if event.start_mark else None
+            got = f"more than {MAX_NODES} values"
+            raise ConfigError(
+                "yaml", allowed="a smaller document", source=source, line=line, got=got
+            )
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:

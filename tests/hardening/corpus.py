@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import gc
 import importlib.util
 import json
 import os
@@ -314,6 +315,8 @@ def worker_main() -> None:
     os.dup2(2, 1)  # stray prints must not corrupt the protocol
     sys.path.insert(0, str(ROOT))
     preload()
+    gc.collect()
+    gc.freeze()  # the children's collections then skip (and do not copy) the preloaded objects
     proto.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         if not line.strip():
