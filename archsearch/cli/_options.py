@@ -6,11 +6,15 @@ from typing import Any
 
 from typer.core import TyperCommand
 
+from archsearch.dataconf import MAX_COUNT
 from archsearch.errors import ConfigError
 from archsearch.yamlio import parse_yaml
 
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
 
+
+MAX_FLOPS = 1e30
+"""largest FLOP budget an option takes"""
 
 _POWERS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 
@@ -27,10 +31,12 @@ def _scaled(text: str) -> float:
 
 
 def parse_count(text: str, field: str) -> int:
-    """'250000', '250k', '2.5m', '1g', '1e6' (powers of 1000) -> int."""
+    """'250000', '250k', '2.5m', '1g', '1e6' (powers of 1000) -> int, at most ``MAX_COUNT``."""
     value = _scaled(text)
-    if value < 1 or value != int(value):
-        raise ConfigError(field, text, "a positive integer, optionally with k, m, g or t (x1000)")
+    if value < 1 or value > MAX_COUNT or value != int(value):
+        raise ConfigError(
+            field, text, "a positive integer up to 1e15, optionally with k, m, g or t (x1000)"
+        )
     return int(value)
 
 
@@ -39,8 +45,8 @@ def parse_flops(text: str | None, field: str) -> float | None:
     if text is None:
         return None
     value = _scaled(text)
-    if value <= 0:
-        raise ConfigError(field, text, "a positive number of FLOPs, e.g. 3e13 or 30T (x1000)")
+    if value <= 0 or value > MAX_FLOPS:
+        raise ConfigError(field, text, "a positive number of FLOPs up to 1e30, e.g. 3e13 or 30T")
     return value
 
 
