@@ -571,8 +571,7 @@ def _constraints(ctx: _Ctx, data: Any, seq_len: int) -> tuple[Constraint, ...]:
             raise ctx.error(
                 ("constraints", i, "metric"),
                 metric.name,
-                f"one entry per metric (constraints[{first[metric.name]}] bounds it too; "
-                "put max and min in one entry)",
+                f"one entry per metric (constraints[{first[metric.name]}] bounds it too)",
             )
         first[metric.name] = i
         out.append(Constraint(metric.name, **bounds))
