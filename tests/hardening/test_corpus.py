@@ -7,6 +7,7 @@ one per class, also runs through a real ``python -m archsearch`` process.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,14 @@ def _sample(cases: list[Any], n: int) -> list[Any]:
 
 @pytest.fixture(scope="session")
 def corpus_results(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Run the selected cases (all, unless ``-k`` narrowed them) once, on two workers."""
+    """Run the selected cases (all, unless ``-k`` narrowed them) once, on 2-4 workers."""
     wanted = [
         item.callspec.params["case_id"]
         for item in request.session.items
         if getattr(item, "callspec", None) and "case_id" in item.callspec.params
     ]
-    return corpus.run_cases([BY_ID[i] for i in wanted or BY_ID], workers=2)
+    workers = max(2, min(4, os.cpu_count() or 2))
+    return corpus.run_cases([BY_ID[i] for i in wanted or BY_ID], workers=workers)
 
 
 @pytest.mark.parametrize("case_id", [c.id for c in CASES])
