@@ -152,22 +152,19 @@ def _too_big(source: str) -> ConfigError:
 def _check_events(text: str, source: str) -> None:
     """Refuse deep nesting and overlong documents before composing (PyYAML's composer recurses
     once per level and builds every node)."""
+
+    def refuse(event: yaml.Event, got: str, allowed: str) -> ConfigError:
+        line = event.start_mark.line + 1 if event.start_mark else None
+        return ConfigError("yaml", allowed=allowed, source=source, line=line, got=got)
+
     depth = 0
     for n, event in enumerate(yaml.parse(text, Loader=_LOADER)):
         if n > MAX_NODES:
-            line = event.start_mark.line + 1 if event.start_mark else None
-            got = f"more than {MAX_NODES} values"
-            raise ConfigError(
-                "yaml", allowed="a smaller document", source=source, line=line, got=got
-            )
+            raise refuse(event, f"more than {MAX_NODES} values", "a smaller document")
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1 if event.start_mark else None
-                got = f"nesting deeper than {MAX_DEPTH}"
-                raise ConfigError(
-                    "yaml", allowed="a shallower document", source=source, line=line, got=got
-                )
+                raise refuse(event, f"nesting deeper than {MAX_DEPTH}", "a shallower document")
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             depth -= 1
 
