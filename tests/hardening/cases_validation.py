@@ -318,6 +318,18 @@ def _cli_numbers() -> list[dict]:
                 "argv": ["train", "{tmp}/m.yaml", "--budget-flops", b],
             }
         )
+    opts = {
+        "eval-tokens-inf": ("lm", "eval_tokens=.inf"),
+        "eval-tokens-huge": ("lm", "eval_tokens=1000000000000000000"),
+        "eval-batch-huge": ("lm", "eval_batch_size=1000000000"),
+        "eval-tokens-list": ("lm", "eval_tokens=[1]"),
+        "unknown": ("lm", "nope=1"),
+        "mqar-pairs-nan": ("mqar", "num_pairs=.nan"),
+        "mqar-pairs-huge": ("mqar", "num_pairs=100000000000"),
+    }
+    for name, (task, opt) in opts.items():
+        argv = ["train", "{tmp}/m.yaml", "--task", task, "--budget-tokens", "1k", "-O", opt]
+        out.append({"id": f"val-task-opt-{name}", "cls": 2, "files": model, "argv": argv})
     return out
 
 
