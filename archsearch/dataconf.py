@@ -16,6 +16,54 @@ from archsearch.errors import ConfigError
 
 T = TypeVar("T")
 
+# Upper bounds on every size a config may ask for, checked before anything is built. Generous:
+# the largest model they allow is far past what fits several 139 GiB GPUs, so no real
+# configuration meets them; they exist so a typo (d_model: 10^9) is one line, not a hang.
+# Documented in docs/search.md, "Spaces".
+MAX_D_MODEL = 1 << 16
+"""widest model (65,536)"""
+MAX_VOCAB = 1 << 22
+"""largest vocabulary (4,194,304)"""
+MAX_SEQ_LEN = 1 << 24
+"""longest sequence, for max_seq_len, --seq-len and a space's seq_len (16,777,216)"""
+MAX_LAYERS = 1024
+"""most blocks in a stack (after ``repeat``), and a space's n_layers"""
+MAX_HEADS = 1 << 12
+"""most heads in one mixer (4,096)"""
+MAX_MLP_RATIO = 64.0
+"""widest MLP, as a multiple of d_model"""
+MAX_COUNT = 10**15
+"""largest count an option takes (tokens, steps, trials): 10^15"""
+MAX_BATCH = 1 << 16
+"""largest batch size (65,536)"""
+
+
+def check_int(field: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an integer in [low, high], or a :class:`ConfigError` naming the bounds."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(field, value, f"an integer from {low} to {high:,}")
+    return value
+
+
+def check_number(
+    field: str, value: Any, low: float, high: float, *, open_low: bool = False
+) -> float:
+    """A finite number in [low, high] (or (low, high] with ``open_low``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (low < value if open_low else low <= value) and value <= high  # False for nan
+    if not ok:
+        lo = "> " if open_low else ">= "
+        raise ConfigError(field, value, f"a number {lo}{low:g} and <= {high:g}")
+    return float(value)
+
+
+def check_name(field: str, value: Any, names: Any) -> str:
+    """A name (a string) for a registry lookup; lists and mappings are refused here, not hashed."""
+    if not isinstance(value, str):
+        raise ConfigError(field, value, "a name: one of " + ", ".join(names))
+    return value
+
 
 def _describe(tp: Any) -> str:
     origin = get_origin(tp)
@@ -133,6 +181,7 @@ def kinded_from_dict(
         raise ConfigError(prefix, data, shape)
     if "kind" not in data:
         raise ConfigError(f"{prefix}.kind", allowed=f"a registered {what}: " + ", ".join(names()))
+    check_name(f"{prefix}.kind", data["kind"], names())
     try:
         cls = lookup(data["kind"])
     except ConfigError as e:

@@ -9,6 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 _MISSING = object()
+#: longest ``repr`` of a bad value shown in an error line (a 1 MiB scalar stays one short line)
+MAX_SHOWN = 120
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`MAX_SHOWN` characters."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001  (a value whose repr fails is still reported)
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 5] + " ...)"
 
 
 class ConfigError(ValueError):
@@ -22,19 +33,25 @@ class ConfigError(ValueError):
         *,
         source: str | None = None,
         line: int | None = None,
+        got: str | None = None,
     ) -> None:
         self.field = field
         self.value = value
         self.allowed = allowed
         self.source = source
         self.line = line
+        self.got = got
+        """what was found, in words, instead of ``got <value>`` (e.g. 'a duplicate key')"""
         super().__init__(self._render())
 
     def _render(self) -> str:
         where = ""
         if self.source:
             where = f"{self.source}:{self.line}: " if self.line else f"{self.source}: "
-        what = "missing" if self.value is _MISSING else f"got {self.value!r}"
+        if self.got is not None:
+            what = self.got
+        else:
+            what = "missing" if self.value is _MISSING else f"got {shown(self.value)}"
         return f"{where}{self.field}: {what}; allowed: {self.allowed}"
 
     def located(
@@ -48,6 +65,7 @@ class ConfigError(ValueError):
             self.allowed,
             source=source if source is not None else self.source,
             line=line if line is not None else self.line,
+            got=self.got,
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from archsearch.dataconf import MAX_SEQ_LEN
 from archsearch.errors import ConfigError
 from archsearch.fmt import si  # noqa: F401  (re-exported: the one number format)
 
@@ -40,16 +41,16 @@ def user_errors(fn: F) -> F:
 
 
 def parse_length(text: str) -> int:
-    """'4096', '4k' (= 4096), '1m' (= 1048576)."""
+    """'4096', '4k' (= 4096), '1m' (= 1048576); at most :data:`MAX_SEQ_LEN`."""
     t = text.strip().lower()
     mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], 1)
     body = t[:-1] if mult > 1 else t
-    try:
-        value = int(body) * mult
-    except ValueError:
-        raise ConfigError("seq_len", text, "a positive integer, optionally with k or m") from None
-    if value < 1:
-        raise ConfigError("seq_len", text, "a positive integer, optionally with k or m")
+    allowed = f"a positive integer up to {MAX_SEQ_LEN:,} (16m), optionally with k or m"
+    if not body.isdigit() or len(body) > 12:  # int() also takes '1_0', ' 1', '١'
+        raise ConfigError("seq_len", text, allowed)
+    value = int(body) * mult
+    if not 1 <= value <= MAX_SEQ_LEN:
+        raise ConfigError("seq_len", text, allowed)
     return value
 
 

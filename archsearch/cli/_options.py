@@ -6,10 +6,15 @@ from typing import Any
 
 from typer.core import TyperCommand
 
+from archsearch.dataconf import MAX_COUNT
 from archsearch.errors import ConfigError
+from archsearch.yamlio import parse_yaml
 
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
 
+
+MAX_FLOPS = 1e30
+"""largest FLOP budget an option takes"""
 
 _POWERS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 
@@ -26,10 +31,12 @@ def _scaled(text: str) -> float:
 
 
 def parse_count(text: str, field: str) -> int:
-    """'250000', '250k', '2.5m', '1g', '1e6' (powers of 1000) -> int."""
+    """'250000', '250k', '2.5m', '1g', '1e6' (powers of 1000) -> int, at most ``MAX_COUNT``."""
     value = _scaled(text)
-    if value < 1 or value != int(value):
-        raise ConfigError(field, text, "a positive integer, optionally with k, m, g or t (x1000)")
+    if value < 1 or value > MAX_COUNT or value != int(value):
+        raise ConfigError(
+            field, text, "a positive integer up to 1e15, optionally with k, m, g or t (x1000)"
+        )
     return int(value)
 
 
@@ -38,8 +45,8 @@ def parse_flops(text: str | None, field: str) -> float | None:
     if text is None:
         return None
     value = _scaled(text)
-    if value <= 0:
-        raise ConfigError(field, text, "a positive number of FLOPs, e.g. 3e13 or 30T (x1000)")
+    if value <= 0 or value > MAX_FLOPS:
+        raise ConfigError(field, text, "a positive number of FLOPs up to 1e30, e.g. 3e13 or 30T")
     return value
 
 
@@ -49,18 +56,19 @@ def parse_optional_count(text: str | None, field: str) -> int | None:
 
 
 def parse_task_options(items: list[str]) -> dict[str, Any]:
-    """``["num_pairs=8", "power_a=null"]`` -> values parsed as YAML scalars."""
-    import yaml
-
+    """``["num_pairs=8", "power_a=null"]`` -> values parsed as YAML scalars (through the
+    guarded loader: tags, aliases and deep nesting get the same one-line errors as files)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError("--task-opt", item, "KEY=VALUE, e.g. num_pairs=8")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            out[key.strip()] = raw
+            out[key.strip()] = parse_yaml(raw, source=f"--task-opt {key.strip()}")[0]
+        except ConfigError as e:
+            if e.field != "yaml" or e.got is not None:
+                raise  # a tag, alias or size the loader refuses: never silently text
+            out[key.strip()] = raw  # not YAML at all (e.g. 'a: b: c'): the text itself
     return out
 
 

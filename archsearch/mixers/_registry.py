@@ -44,7 +44,7 @@ def list_mixers(pattern: str = "*") -> list[str]:
 def get_mixer(name: str) -> type[TokenMixer]:
     try:
         return _MIXERS[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable value (a list)
         raise ConfigError("kind", name, "a registered mixer: " + ", ".join(list_mixers())) from None
 
 

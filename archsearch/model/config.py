@@ -25,7 +25,17 @@ from typing import Any, Literal
 
 import yaml
 
-from archsearch.dataconf import coerce, kinded_from_dict
+from archsearch.dataconf import (
+    MAX_D_MODEL,
+    MAX_LAYERS,
+    MAX_MLP_RATIO,
+    MAX_SEQ_LEN,
+    MAX_VOCAB,
+    check_int,
+    check_number,
+    coerce,
+    kinded_from_dict,
+)
 from archsearch.errors import ConfigError, require
 from archsearch.mixers import MixerConfig, MixerContext, get_mixer, list_mixers
 from archsearch.model.families import (
@@ -45,7 +55,7 @@ class BlockConfig:
     """MLP hidden width as a multiple of d_model (hidden = round(mlp_ratio · d_model))"""
 
     def __post_init__(self) -> None:
-        require(self.mlp_ratio > 0, "mlp_ratio", self.mlp_ratio, "a number > 0")
+        check_number("mlp_ratio", self.mlp_ratio, 0, MAX_MLP_RATIO, open_low=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,13 +86,20 @@ class ModelConfig:
     layers: tuple[BlockConfig, ...]
 
     def __post_init__(self) -> None:
-        require(self.d_model >= 1, "d_model", self.d_model, "an integer >= 1")
+        # sizes first, against the documented bounds (docs/search.md, "Spaces")
+        check_int("d_model", self.d_model, 1, MAX_D_MODEL)
         require(len(self.layers) >= 1, "layers", list(self.layers), "a non-empty list of blocks")
-        require(self.vocab_size >= 1, "vocab_size", self.vocab_size, "an integer >= 1")
-        require(self.max_seq_len >= 1, "max_seq_len", self.max_seq_len, "an integer >= 1")
-        require(self.rope_theta > 0, "rope_theta", self.rope_theta, "a number > 0")
+        require(
+            len(self.layers) <= MAX_LAYERS,
+            "layers",
+            len(self.layers),
+            f"at most {MAX_LAYERS} blocks (after repeat)",
+        )
+        check_int("vocab_size", self.vocab_size, 1, MAX_VOCAB)
+        check_int("max_seq_len", self.max_seq_len, 1, MAX_SEQ_LEN)
+        check_number("rope_theta", self.rope_theta, 0, 1e12, open_low=True)
         require(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "a number in [0, 1)")
-        require(self.init_std > 0, "init_std", self.init_std, "a number > 0")
+        check_number("init_std", self.init_std, 0, 1e3, open_low=True)
         if not isinstance(self.family, FamilyConfig):
             object.__setattr__(self, "family", family_config_from_data(self.family))
         for i, block in enumerate(self.layers):
@@ -120,7 +137,7 @@ class ModelConfig:
 
     def check_seq_len(self, seq_len: int) -> None:
         """Raise ConfigError unless every layer can run on ``seq_len`` tokens."""
-        require(seq_len >= 1, "seq_len", seq_len, "an integer >= 1")
+        check_int("seq_len", seq_len, 1, MAX_SEQ_LEN)
         if self.pos_encoding == "learned" and seq_len > self.max_seq_len:
             raise ConfigError(
                 "seq_len",
@@ -170,14 +187,19 @@ def _block_items(data: Any) -> list[tuple[int, BlockConfig]]:
             "layers", data, "a non-empty list of blocks {mixer: {...}, mlp_ratio: ...}"
         )
     out: list[tuple[int, BlockConfig]] = []
+    if len(data) > MAX_LAYERS:
+        raise ConfigError("layers", f"{len(data)} items", f"at most {MAX_LAYERS} blocks")
     for k, item in enumerate(data):
         prefix = f"layers[{k}]"
         if not isinstance(item, dict):
             raise ConfigError(prefix, item, "a mapping {mixer: {...}, mlp_ratio: ..., repeat: n}")
         item = dict(item)
         repeat = item.pop("repeat", 1)
-        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-            raise ConfigError(f"{prefix}.repeat", repeat, "an integer >= 1")
+        check_int(f"{prefix}.repeat", repeat, 1, MAX_LAYERS)
+        if len(out) + repeat > MAX_LAYERS:
+            raise ConfigError(
+                f"{prefix}.repeat", repeat, f"at most {MAX_LAYERS} blocks in all (after repeat)"
+            )
         if "mixer" not in item:
             raise ConfigError(f"{prefix}.mixer", allowed="a mapping with 'kind' (required)")
         mixer = mixer_config_from_dict(item.pop("mixer"), prefix=f"{prefix}.mixer")
@@ -193,9 +215,9 @@ def _block(item: dict[str, Any], mixer: MixerConfig, prefix: str) -> BlockConfig
             raise ConfigError(
                 f"{prefix}.{key}", item[key], "one of the fields mixer, mlp_ratio, repeat"
             )
-    ratio = item.get("mlp_ratio", 4.0)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
-        raise ConfigError(f"{prefix}.mlp_ratio", ratio, "a number > 0")
+    ratio = check_number(
+        f"{prefix}.mlp_ratio", item.get("mlp_ratio", 4.0), 0, MAX_MLP_RATIO, open_low=True
+    )
     try:
         return BlockConfig(mixer=mixer, mlp_ratio=float(ratio))
     except ConfigError as e:
@@ -218,7 +240,7 @@ class Locator:
         m = re.match(r"layers\[(\d+)\](.*)", e.field)
         if m and int(m.group(1)) < len(self.item_of_layer):
             k = self.item_of_layer[int(m.group(1))]
-            e = ConfigError(f"layers[{k}]{m.group(2)}", e.value, e.allowed)
+            e = ConfigError(f"layers[{k}]{m.group(2)}", e.value, e.allowed, got=e.got)
         if self.source is None:
             return e
         return e.located(source=self.source, line=line_of(self.lines, _path_tuple(e.field)))

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from archsearch.dataconf import from_dict
-from archsearch.errors import ConfigError, require
+from archsearch.dataconf import MAX_BATCH, MAX_SEQ_LEN, check_int, check_number, from_dict
+from archsearch.errors import ConfigError
 from archsearch.yamlio import line_of, load_yaml
 
 #: the shipped presets: ``--profile cpu`` means ``profiles/cpu.yaml`` of the repository
@@ -50,20 +50,19 @@ class Profile:
     FLOPs); longer lengths are skipped and recorded as such"""
 
     def __post_init__(self) -> None:
-        require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        require(self.warmup >= 0, "warmup", self.warmup, "an integer >= 0")
-        require(self.repeats >= 1, "repeats", self.repeats, "an integer >= 1")
-        require(self.threads is None or self.threads >= 1, "threads", self.threads, ">= 1")
-        for f in ("peak_tflops", "memory_gib"):
-            v = getattr(self, f)
-            require(v is None or v > 0, f, v, "a positive number or null")
-        require(
-            self.latency_max_seq_len is None or self.latency_max_seq_len >= 1,
-            "latency_max_seq_len",
-            self.latency_max_seq_len,
-            "an integer >= 1 or null",
-        )
-        require(self.time_budget_s > 0, "time_budget_s", self.time_budget_s, "a positive number")
+        # bounds so a typo is one line, not an hour of timing (docs/search.md, "Spaces")
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH)
+        check_int("warmup", self.warmup, 0, 1000)
+        check_int("repeats", self.repeats, 1, 10_000)
+        if self.threads is not None:
+            check_int("threads", self.threads, 1, 4096)
+        if self.peak_tflops is not None:
+            check_number("peak_tflops", self.peak_tflops, 0, 1e6, open_low=True)
+        if self.memory_gib is not None:
+            check_number("memory_gib", self.memory_gib, 0, 1 << 20, open_low=True)
+        if self.latency_max_seq_len is not None:
+            check_int("latency_max_seq_len", self.latency_max_seq_len, 1, MAX_SEQ_LEN)
+        check_number("time_budget_s", self.time_budget_s, 0, 86_400, open_low=True)
 
     @property
     def torch_dtype(self) -> Any:

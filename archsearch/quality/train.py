@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
+from archsearch.dataconf import MAX_BATCH, MAX_COUNT, check_int, check_number
 from archsearch.errors import ConfigError, require
 from archsearch.model.config import ModelConfig, model_config_to_dict
 from archsearch.model.costs import model_cost
@@ -87,10 +88,13 @@ class TrainConfig:
             self.budget_flops,
             "either a FLOPs or a step budget, not both",
         )
-        for name in ("budget_tokens", "budget_steps", "budget_flops", "budget_seconds"):
+        highs = {"budget_tokens": MAX_COUNT, "budget_steps": MAX_COUNT, "budget_flops": 1e30}
+        highs["budget_seconds"] = 1e7
+        for name, high in highs.items():
             v = getattr(self, name)
-            require(v is None or v > 0, name, v, "a positive number or null")
-        require(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+            if v is not None:
+                check_number(name, v, 0, high, open_low=True)
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH)
         require(self.lr > 0 and math.isfinite(self.lr), "lr", self.lr, "a positive number")
         require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", self.min_lr_ratio, "0..1")
         require(0 <= self.warmup < 1, "warmup", self.warmup, "a fraction in [0, 1)")

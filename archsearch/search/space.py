@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from archsearch.dataconf import MAX_D_MODEL, MAX_LAYERS, MAX_MLP_RATIO, MAX_SEQ_LEN, MAX_VOCAB
 from archsearch.errors import ConfigError
 from archsearch.metrics import all_metrics, get_metric
 from archsearch.mixers import get_mixer, list_mixers
@@ -349,6 +350,8 @@ def space_from_data(
     params = _subspace(
         ctx, ("params",), params_data, [*model_fields, "n_layers", "mlp_ratio"], "the model"
     )
+    _check_sizes(ctx, ("params",), params)
+    _check_sizes(ctx, ("fixed",), fixed)
     n_layers = params.pop("n_layers", 2)
     mlp_ratio = params.pop("mlp_ratio", 4.0)
     if "d_model" not in params and "d_model" not in fixed:
@@ -394,9 +397,44 @@ def _top_level(ctx: _Ctx, data: Any) -> int:
     if data.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise ctx.error(("version",), data.get("version"), f"{SCHEMA_VERSION}")
     seq_len = data.get("seq_len")
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-        raise ctx.error(("seq_len",), seq_len, "an integer >= 1 (the window T every trial uses)")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or not 1 <= seq_len <= MAX_SEQ_LEN:
+        allowed = f"an integer from 1 to {MAX_SEQ_LEN:,} (the window T every trial uses)"
+        raise ctx.error(("seq_len",), seq_len, allowed)
+    for key in ("name", "description"):
+        if not isinstance(data.get(key) or "", str):
+            raise ctx.error((key,), data[key], "text")
     return seq_len
+
+
+#: the sizes a space may sample, within the bounds every model config has
+_SIZE_BOUNDS = {
+    "d_model": (1, MAX_D_MODEL),
+    "vocab_size": (1, MAX_VOCAB),
+    "max_seq_len": (1, MAX_SEQ_LEN),
+    "n_layers": (1, MAX_LAYERS),
+    "mlp_ratio": (0, MAX_MLP_RATIO),
+}
+
+
+def _check_sizes(ctx: _Ctx, path: tuple[Any, ...], leaves: dict[str, Any]) -> None:
+    """Every value a size leaf can take lies within the documented bounds (checked before any
+    trial is sampled, so a typo never builds anything)."""
+    for key, (low, high) in _SIZE_BOUNDS.items():
+        if key not in leaves:
+            continue
+        leaf = leaves[key]
+        if isinstance(leaf, Dist) and leaf.fraction_of_seq_len:
+            continue
+        if isinstance(leaf, Dist):
+            values = list(leaf.choices) if leaf.kind == "categorical" else [leaf.low, leaf.high]
+        else:
+            values = [leaf]
+        for v in values:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+            if isinstance(v, (int, float)) and key == "mlp_ratio":
+                ok = ok and v > 0
+            if not ok:
+                raise ctx.error((*path, key), v, f"a size from {low} to {high:,}")
 
 
 def _fixed(ctx: _Ctx, fixed: Any) -> tuple[dict[str, Any], list[str]]:
@@ -509,6 +547,7 @@ def _constraints(ctx: _Ctx, data: Any, seq_len: int) -> tuple[Constraint, ...]:
         raise ctx.error(("constraints",), data, "a list of {metric, max} or {metric, min} entries")
     shape = "{metric: NAME, max: NUMBER} or {metric: NAME, min: NUMBER | seq_len}"
     out = []
+    first: dict[str, int] = {}
     for i, item in enumerate(data):
         keys = set(item) if isinstance(item, dict) else set()
         if "metric" not in keys or not keys - {"metric"} or keys - {"metric", "max", "min"}:
@@ -528,6 +567,13 @@ def _constraints(ctx: _Ctx, data: Any, seq_len: int) -> tuple[Constraint, ...]:
                     + ", ".join(named),
                 )
             bounds[key] = _bound(ctx, ("constraints", i, key), item[key], seq_len)
+        if metric.name in first:
+            raise ctx.error(
+                ("constraints", i, "metric"),
+                metric.name,
+                f"one entry per metric (constraints[{first[metric.name]}] bounds it too)",
+            )
+        first[metric.name] = i
         out.append(Constraint(metric.name, **bounds))
     return tuple(out)
 
@@ -535,8 +581,8 @@ def _constraints(ctx: _Ctx, data: Any, seq_len: int) -> tuple[Constraint, ...]:
 def _bound(ctx: _Ctx, path: tuple[Any, ...], bound: Any, seq_len: int) -> float:
     if bound == "seq_len":
         return float(seq_len)
-    if isinstance(bound, bool) or not isinstance(bound, (int, float)):
-        raise ctx.error(path, bound, "a number or seq_len")
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
+        raise ctx.error(path, bound, "a finite number or seq_len")
     return float(bound)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 
 from archsearch import __version__
-from archsearch.dataconf import from_dict
+from archsearch.dataconf import check_int, from_dict
 from archsearch.errors import ConfigError
 from archsearch.metrics import is_metric
 from archsearch.profiling.profiles import Profile
@@ -103,6 +103,7 @@ def settings_from(
     budget_flops: float | None = None,
 ) -> Settings:
     """Resolve the task, training recipe and halving of a search (all validated here)."""
+    _check_task_section(space)
     name = task or space.task.get("name") or "lm"
     try:
         tcls = get_task(name, field="--task")
@@ -114,21 +115,50 @@ def settings_from(
     options = tcls.comparable_options(options, space.seq_len)
     _check_metrics(space, name)
     train_data = dict(space.train)
-    halving_data = train_data.pop("halving", None) or {}
-    if not isinstance(halving_data, dict):
-        raise ConfigError("train.halving", halving_data, "{eta: N, rungs: R}", source=space.source)
+    halving_data = _halving_data(train_data.pop("halving", None), space.source)
     _apply_budget(train_data, budget_tokens, budget_flops, space.source)
     train_data.setdefault("compile", profile.compile)
     try:
         tcfg = from_dict(TrainConfig, train_data)
         halving = Halving(
-            eta=int(eta if eta is not None else halving_data.get("eta", 3)),
-            rungs=int(rungs if rungs is not None else halving_data.get("rungs", 3)),
+            eta=check_int(
+                "halving.eta", eta if eta is not None else halving_data.get("eta", 3), 2, 100
+            ),
+            rungs=check_int(
+                "halving.rungs", rungs if rungs is not None else halving_data.get("rungs", 3), 1, 6
+            ),
         )
     except ConfigError as e:
         raise e.located(prefix="train", source=space.source) from None
     tcfg = dataclasses.replace(tcfg, eval_at=tuple(halving.fractions()[:-1]))
     return Settings(space, name, options, profile, tcfg, halving)
+
+
+def _halving_data(data: Any, source: str | None) -> dict[str, Any]:
+    """``train.halving``: a mapping with eta and/or rungs and nothing else."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("train.halving", data, "{eta: N, rungs: R}", source=source)
+    for key, value in data.items():
+        if key not in ("eta", "rungs"):
+            raise ConfigError(f"train.halving.{key}", value, "one of eta, rungs", source=source)
+    return data
+
+
+def _check_task_section(space: SearchSpace) -> None:
+    """``task:`` has a name (a string) and options (a mapping), nothing else."""
+    for key, value in space.task.items():
+        if key not in ("name", "options"):
+            raise ConfigError(f"task.{key}", value, "one of name, options", source=space.source)
+    name = space.task.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError("task.name", name, "a task name (text)", source=space.source)
+    options = space.task.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError(
+            "task.options", options, "a mapping of option: value", source=space.source
+        )
 
 
 def _apply_budget(

@@ -90,7 +90,7 @@ BAD = [
         "d_model: 64\nlayers:\n  - {mixer: {kind: softmax}, repeat: 0}\n",
         "layers[0].repeat",
         3,
-        "an integer >= 1",
+        "an integer from 1 to 1,024",
     ),
     (
         "d_model: 64\nlayers:\n  - {mixer: {kind: softmax}, mlp: 2}\n",
@@ -139,3 +139,32 @@ def test_mlp_hidden_is_config_arithmetic():
     assert cfg.mlp_hidden(cfg.layers[0]) == 50
     assert cfg.mlp_hidden(1.13) == 23  # round(22.6)
     assert cfg.mlp_hidden(0.01) == 1  # at least one hidden unit
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("d_model: 1000000000", "d_model"),
+        ("max_seq_len: 1000000000000", "max_seq_len"),
+        ("vocab_size: 100000000000", "vocab_size"),
+        ("rope_theta: .inf", "rope_theta"),
+    ],
+)
+def test_sizes_past_the_documented_bounds_are_one_line_errors(line, field):
+    base = "d_model: 64\nlayers:\n  - {mixer: {kind: softmax, n_heads: 2}}\n"
+    text = base.replace("d_model: 64", line) if line.startswith("d_model") else base + line
+    with pytest.raises(ConfigError) as info:
+        parse_model_config(text, source="m.yaml")
+    assert info.value.field == field
+
+
+def test_repeat_is_bounded_before_the_stack_is_expanded():
+    text = "d_model: 64\nlayers:\n  - {repeat: 100000000, mixer: {kind: softmax, n_heads: 2}}\n"
+    with pytest.raises(ConfigError, match=r"layers\[0\]\.repeat.*1,024"):
+        parse_model_config(text, source="m.yaml")
+
+
+def test_a_list_where_a_mixer_kind_is_expected():
+    text = "d_model: 64\nlayers:\n  - {mixer: {kind: [softmax]}}\n"
+    with pytest.raises(ConfigError, match=r"layers\[0\]\.mixer\.kind"):
+        parse_model_config(text, source="m.yaml")

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from archsearch.errors import ConfigError, require
+from archsearch.dataconf import MAX_BATCH, MAX_COUNT, MAX_SEQ_LEN, check_int
+from archsearch.errors import ConfigError
 from archsearch.quality.data import load_corpus
 from archsearch.quality.evaluate import LN2, plan_windows, sliding_window_nll, unigram_bits
 from archsearch.quality.tasks._base import Task, eval_mode, register_task
@@ -47,19 +48,10 @@ class LMTaskConfig:
     eval_batch_size: int = 8
 
     def __post_init__(self) -> None:
-        require(
-            self.eval_stride is None or self.eval_stride >= 1,
-            "eval_stride",
-            self.eval_stride,
-            "an integer >= 1 or null",
-        )
-        require(
-            self.eval_tokens is None or self.eval_tokens >= 1,
-            "eval_tokens",
-            self.eval_tokens,
-            "an integer >= 1 or null",
-        )
-        require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, ">= 1")
+        for name, high in (("eval_stride", MAX_SEQ_LEN), ("eval_tokens", MAX_COUNT)):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), 1, high)
+        check_int("eval_batch_size", self.eval_batch_size, 1, MAX_BATCH)
 
 
 @register_task("lm")
