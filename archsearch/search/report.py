@@ -641,6 +641,8 @@ def _families(data: StudyData, front: list[TrialRecord]) -> list[dict[str, Any]]
 
 
 def _budget(train: dict[str, Any]) -> str:
+    if train.get("budget_flops"):
+        return fmt.si(float(train["budget_flops"]), "FLOP")
     for k in ("budget_tokens", "budget_steps", "budget_seconds"):
         v = train.get(k)
         if v:
@@ -727,16 +729,25 @@ def _halving_section(data: StudyData) -> list[str]:
     rungs = _rung_table(data)
     if not rungs:
         return [*md, "No trial was trained (or halving was off).", ""]
+    flops = (data.settings.get("train") or {}).get("budget_flops")
+    hvg = data.settings.get("halving") or {}
+    eta, n_rungs = int(hvg.get("eta", 3)), int(hvg.get("rungs", 1))
+    fractions = [eta ** -(n_rungs - 1 - r) for r in range(n_rungs)]
+    # at equal compute every trial reaches a rung after its own number of tokens: show FLOPs
+    budget_col = "training FLOPs" if flops else "tokens"
     md += [
-        "| rung | tokens | trials reached | went on | stopped there |",
+        f"| rung | {budget_col} | trials reached | went on | stopped there |",
         "|---|---|---|---|---|",
     ]
     for row in rungs:
         last = row["promoted"] == row["stopped"] == 0
         went_on = "(full budget)" if last else row["promoted"]
+        if flops and row["rung"] < len(fractions):
+            spent = fmt.si(float(flops) * fractions[row["rung"]], "FLOP")
+        else:
+            spent = f"{row['tokens']:,}" if not flops else "-"
         md.append(
-            f"| {row['rung']} | {row['tokens']:,} | {row['reached']} | {went_on} | "
-            f"{row['stopped']} |"
+            f"| {row['rung']} | {spent} | {row['reached']} | {went_on} | {row['stopped']} |"
         )
     return [*md, "", "![learning curves](curves.png)", ""]
 
