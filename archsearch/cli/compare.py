@@ -10,11 +10,16 @@ import typer
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
 from archsearch.cli._options import (
+    BATCH,
+    EVALS,
+    LR,
+    SEQ_LEN,
     TASKS_PLACEHOLDER,
     parse_flops,
     parse_optional_count,
     parse_task_options,
 )
+from archsearch.cli._usage import bounded
 from archsearch.errors import ConfigError
 
 
@@ -24,7 +29,12 @@ def compare_cmd(
     models: list[Path] = typer.Argument(
         ..., metavar="MODEL.yaml...", help="Model config YAMLs; the first is the baseline."
     ),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per model (0..S-1): init and data order."),
+    seeds: int = typer.Option(
+        3,
+        "--seeds",
+        callback=bounded(1, 100),
+        help="Seeds per model (0..S-1): init and data order.",
+    ),
     budget_flops: str | None = typer.Option(
         None, "--budget-flops", help="Training FLOPs per run (3e13, 30T): equal compute."
     ),
@@ -39,11 +49,17 @@ def compare_cmd(
         [], "--task-opt", "-O", help="Task option KEY=VALUE (repeatable), e.g. num_pairs=8."
     ),
     seq_len: int | None = typer.Option(
-        None, "--seq-len", "-T", help="Training window T (default: the first model's max_seq_len)."
+        None,
+        "--seq-len",
+        "-T",
+        callback=SEQ_LEN,
+        help="Training window T (default: the first model's max_seq_len).",
     ),
-    batch_size: int = typer.Option(16, "--batch-size", "-b"),
-    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (AdamW)."),
-    evals: int = typer.Option(4, "--evals", help="Held-out evaluations after step 0."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", callback=BATCH),
+    lr: float = typer.Option(2e-3, "--lr", callback=LR, help="Peak learning rate (AdamW)."),
+    evals: int = typer.Option(
+        4, "--evals", callback=EVALS, help="Held-out evaluations after step 0."
+    ),
     profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage URL or SQLite path (default OUT/compare.db)."

@@ -11,11 +11,19 @@ import typer
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, user_errors
 from archsearch.cli._options import (
+    BATCH,
+    EVALS,
+    LR,
+    SECONDS,
+    SEED,
+    SEQ_LEN,
+    STEPS,
     TASKS_PLACEHOLDER,
     parse_flops,
     parse_optional_count,
     parse_task_options,
 )
+from archsearch.cli._usage import bounded
 from archsearch.errors import ConfigError
 
 FLOPS_HELP = (
@@ -35,27 +43,44 @@ def train_cmd(
         "the embedded stdlib-docs corpus); scifar: the CIFAR-10 python batches.",
     ),
     seq_len: int | None = typer.Option(
-        None, "--seq-len", "-T", help="Training window T (default: the model's max_seq_len)."
+        None,
+        "--seq-len",
+        "-T",
+        callback=SEQ_LEN,
+        help="Training window T (default: the model's max_seq_len).",
     ),
     budget_tokens: str | None = typer.Option(
         None, "--budget-tokens", help="Input tokens to train on (250k, 2m, ...)."
     ),
     budget_flops: str | None = typer.Option(None, "--budget-flops", help=FLOPS_HELP),
-    budget_steps: int | None = typer.Option(None, "--budget-steps", help="Optimizer steps."),
-    budget_seconds: float | None = typer.Option(
-        None, "--budget-seconds", help="Training seconds (evaluation not counted)."
+    budget_steps: int | None = typer.Option(
+        None, "--budget-steps", callback=STEPS, help="Optimizer steps."
     ),
-    batch_size: int = typer.Option(16, "--batch-size", "-b"),
-    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (AdamW)."),
-    warmup: float = typer.Option(0.05, "--warmup", help="Warm-up fraction of the budget."),
-    evals: int = typer.Option(8, "--evals", help="Held-out evaluations after step 0."),
+    budget_seconds: float | None = typer.Option(
+        None,
+        "--budget-seconds",
+        callback=SECONDS,
+        help="Training seconds (evaluation not counted).",
+    ),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", callback=BATCH),
+    lr: float = typer.Option(2e-3, "--lr", callback=LR, help="Peak learning rate (AdamW)."),
+    warmup: float = typer.Option(
+        0.05,
+        "--warmup",
+        callback=bounded(0, 1, integer=False),
+        help="Warm-up fraction of the budget.",
+    ),
+    evals: int = typer.Option(
+        8, "--evals", callback=EVALS, help="Held-out evaluations after step 0."
+    ),
     eval_stride: int | None = typer.Option(
         None,
         "--eval-stride",
+        callback=SEQ_LEN,
         help="lm: scored bytes per evaluation window (default min(T/2, scored positions)); "
         "use one value for every model you compare.",
     ),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", callback=SEED),
     task_opts: list[str] = typer.Option(
         [], "--task-opt", "-O", help="Task option KEY=VALUE (repeatable), e.g. num_pairs=8."
     ),
