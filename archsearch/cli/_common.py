@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from archsearch.cli._usage import one_line
 from archsearch.errors import ConfigError
 from archsearch.fmt import si  # noqa: F401  (re-exported: the one number format)
 
@@ -21,6 +22,14 @@ PROFILE_HELP = "Hardware preset: a YAML path or a shipped name (cpu, h100-bf16, 
 
 #: set by ``archsearch --debug``: show tracebacks instead of one-line errors
 DEBUG = {"on": False}
+
+
+def esc(value: Any) -> str:
+    """``value`` as text rich prints literally: user text (a model's name, a path, a reason) may
+    hold ``[...]``, which rich would read as markup (or fail on, as ``[/]``)."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def user_errors(fn: F) -> F:
@@ -33,7 +42,7 @@ def user_errors(fn: F) -> F:
         except ConfigError as e:
             if DEBUG["on"]:
                 raise
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(f"error: {one_line(str(e))}", err=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

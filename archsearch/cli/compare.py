@@ -8,7 +8,14 @@ from typing import Any
 
 import typer
 
-from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
+from archsearch.cli._common import (
+    PROFILE_HELP,
+    checked_profile,
+    echo_json,
+    esc,
+    invocation,
+    user_errors,
+)
 from archsearch.cli._options import (
     BATCH,
     EVALS,
@@ -128,11 +135,12 @@ def _run(
 
         def on_run(model: str, seed: int, what: str) -> None:
             if what == "start":
-                bar.update(tid, description=f"{model} seed {seed}")
+                bar.update(tid, description=f"{esc(model)} seed {seed}")
                 return
             state["done"] += 1
             bar.update(tid, completed=state["done"])
-            bar.console.print(f"{model} seed {seed}: {'already done' if what == 'skip' else what}")
+            done = "already done" if what == "skip" else what
+            bar.console.print(esc(f"{model} seed {seed}: {done}"))
 
         def on_step(step: int, progress: float, loss: float, tps: float) -> None:
             bar.update(tid, completed=state["done"] + min(progress, 1.0), loss=f"{loss:.4f}")
@@ -159,6 +167,6 @@ def _print_table(summary: dict[str, Any], metric: str) -> None:
         if r["diff_vs_first"] is not None:
             diff = f"{r['diff_vs_first']:+.4f} [{f(r['diff_ci95_low'])}, {f(r['diff_ci95_high'])}]"
         ci = f"[{f(r['ci95_low'])}, {f(r['ci95_high'])}]"
-        t.add_row(r["model"], str(r["n"]), f(r["mean"]), ci, diff)
+        t.add_row(esc(r["model"]), str(r["n"]), f(r["mean"]), ci, diff)
     Console().print(t)
     typer.echo("wrote " + ", ".join(summary["files"].values()))

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, user_errors
+from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, esc, user_errors
 from archsearch.cli._options import (
     BATCH,
     EVALS,
@@ -181,7 +181,7 @@ def _run(fn: Any, cfg_model: Any, task: Any, tcfg: Any, prof: Any, name: str, qu
         rp.TimeRemainingColumn(),
     )
     with rp.Progress(*cols, console=con, transient=quiet, disable=quiet) as bar:
-        tid = bar.add_task(f"{name} on {task.name}", total=1.0, loss="-", tps="-")
+        tid = bar.add_task(esc(f"{name} on {task.name}"), total=1.0, loss="-", tps="-")
 
         def on_step(step: int, progress: float, loss: float, tps: float) -> None:
             bar.update(tid, completed=progress, loss=f"{loss:.4f}", tps=f"{tps:,.0f}")
@@ -203,10 +203,10 @@ def _print_summary(res: Any, files: dict[str, str]) -> None:
     from archsearch.quality.report import run_title, summary_rows
 
     record = res.to_dict()
-    t = Table(title=run_title(record))
+    t = Table(title=esc(run_title(record)))
     t.add_column("quantity")
     t.add_column("value", justify="right")
     for quantity, value in summary_rows(record):
-        t.add_row(quantity, value)
+        t.add_row(esc(quantity), esc(value))
     Console().print(t)
     typer.echo(f"{res.reason}\nwrote " + ", ".join(files.values()))
