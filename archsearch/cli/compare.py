@@ -29,6 +29,20 @@ from archsearch.cli._options import (
 from archsearch.cli._usage import bounded
 from archsearch.errors import ConfigError
 
+_SEEDS = typer.Option(
+    3,
+    "--seeds",
+    callback=bounded(1, 100),
+    help="Seeds per model (0..S-1): init and data order.",
+)
+_SEQ_LEN = typer.Option(
+    None,
+    "--seq-len",
+    "-T",
+    callback=SEQ_LEN,
+    help="Training window T (default: the first model's max_seq_len).",
+)
+
 
 @user_errors
 def compare_cmd(
@@ -36,12 +50,7 @@ def compare_cmd(
     models: list[Path] = typer.Argument(
         ..., metavar="MODEL.yaml...", help="Model config YAMLs; the first is the baseline."
     ),
-    seeds: int = typer.Option(
-        3,
-        "--seeds",
-        callback=bounded(1, 100),
-        help="Seeds per model (0..S-1): init and data order.",
-    ),
+    seeds: int = _SEEDS,
     budget_flops: str | None = typer.Option(
         None, "--budget-flops", help="Training FLOPs per run (3e13, 30T): equal compute."
     ),
@@ -55,13 +64,7 @@ def compare_cmd(
     task_opts: list[str] = typer.Option(
         [], "--task-opt", "-O", help="Task option KEY=VALUE (repeatable), e.g. num_pairs=8."
     ),
-    seq_len: int | None = typer.Option(
-        None,
-        "--seq-len",
-        "-T",
-        callback=SEQ_LEN,
-        help="Training window T (default: the first model's max_seq_len).",
-    ),
+    seq_len: int | None = _SEQ_LEN,
     batch_size: int = typer.Option(16, "--batch-size", "-b", callback=BATCH),
     lr: float = typer.Option(2e-3, "--lr", callback=LR, help="Peak learning rate (AdamW)."),
     evals: int = typer.Option(
@@ -79,6 +82,7 @@ def compare_cmd(
 ) -> None:
     """Train each MODEL over several seeds at one budget (runs one after another; a re-run
     resumes); write compare.csv, runs.csv, compare.png and compare.md."""
+    from archsearch.outputs import check_writable_dir, folder_name
     from archsearch.quality.train import TrainConfig
     from archsearch.search.compare import compare, prepare
 
@@ -104,7 +108,8 @@ def compare_cmd(
         train_cfg=tcfg,
         profile=prof,
     )
-    out = out or Path("runs/compare") / "-vs-".join(m.name for m in comp.models)
+    out = out or Path("runs/compare") / folder_name("-vs-".join(m.name for m in comp.models))
+    check_writable_dir(out, "--out")
     summary = _run(compare, comp, out, storage, study, invocation(ctx), quiet=as_json)
     if as_json:
         echo_json(summary)

@@ -207,12 +207,17 @@ def profile_cmd(
     fvcore: bool = typer.Option(True, "--fvcore/--no-fvcore", help="Also count with fvcore."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     csv_path: Path = typer.Option(None, "--csv", help="Also write one CSV row per variant/T."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --csv file."),
 ) -> None:
     """Parameters, FLOPs (three ways, reconciled), memory and latency of each variant."""
+    from archsearch.outputs import check_writable_file, refuse_file_overwrite
     from archsearch.profiling.env import environment
     from archsearch.profiling.report import write_csv
     from archsearch.profiling.runner import LatencyBudget, profile_point
 
+    if csv_path is not None:
+        check_writable_file(csv_path, "--csv")
+        refuse_file_overwrite(csv_path, "--csv", force=force)
     prof, variants, mets = _setup(models, profile, metrics)
     lengths = parse_lengths(seq_len) if seq_len else None
     points = []
@@ -288,10 +293,11 @@ def scale_cmd(
     else:
         if not models:
             raise ConfigError("MODELS", None, "one or more model YAML files (or --replot DIR)")
-        if (out / "scaling.csv").exists() and not force:
-            raise ConfigError(
-                "--out", str(out), "a folder without a report (pass --force to overwrite it)"
-            )
+        from archsearch.outputs import check_writable_dir, refuse_overwrite
+
+        check_writable_dir(out, "--out")
+        products = ("scaling.csv", "summary.md", "exponents.csv", "env.json")
+        refuse_overwrite(out, "--out", products, force=force)
         res = _sweep(models, lengths, metrics, profile, out, fvcore, quiet=as_json)
         written = f"wrote {out}/summary.md, scaling.csv, exponents.csv, env.json"
     if as_json:

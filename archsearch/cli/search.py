@@ -125,6 +125,12 @@ Report = Annotated[
     typer.Option("--report/--no-report", help="Write the report (OUT/report) at the end."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary, no live table.")]
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Write into an --out folder holding other files or another study's report."
+    ),
+]
 
 
 @user_errors
@@ -151,6 +157,7 @@ def search_cmd(
     out: Out = None,
     report: Report = True,
     as_json: Json = False,
+    force: Force = False,
 ) -> None:
     """Multi-objective search over SPACE: sample, profile, train with successive halving; a
     live table of trials and the front; the study resumes when re-run."""
@@ -179,6 +186,7 @@ def search_cmd(
         report=report,
         command=invocation(ctx),
         view=lambda name, n, settings: LiveView(name, n, settings, quiet=as_json),
+        force=force,
     )
     if report and not as_json:
         echo_report_line(summary["report"])

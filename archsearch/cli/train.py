@@ -31,24 +31,46 @@ FLOPS_HELP = (
     "decide the steps. Not with --budget-tokens/--budget-steps."
 )
 
+_DATA = typer.Option(
+    None,
+    "--data",
+    help="lm: a text file or folder, enwik8, a WikiText-103 raw or PG-19 folder (default: "
+    "the embedded stdlib-docs corpus); scifar: the CIFAR-10 python batches.",
+)
+_SEQ_LEN = typer.Option(
+    None,
+    "--seq-len",
+    "-T",
+    callback=SEQ_LEN,
+    help="Training window T (default: the model's max_seq_len).",
+)
+_BUDGET_SECONDS = typer.Option(
+    None,
+    "--budget-seconds",
+    callback=SECONDS,
+    help="Training seconds (evaluation not counted).",
+)
+_WARMUP = typer.Option(
+    0.05,
+    "--warmup",
+    callback=bounded(0, 1, integer=False),
+    help="Warm-up fraction of the budget.",
+)
+_EVAL_STRIDE = typer.Option(
+    None,
+    "--eval-stride",
+    callback=SEQ_LEN,
+    help="lm: scored bytes per evaluation window (default min(T/2, scored positions)); "
+    "use one value for every model you compare.",
+)
+
 
 @user_errors
 def train_cmd(
     model: Path = typer.Argument(..., help="Model config YAML."),
     task: str = typer.Option("lm", "--task", "-t", help=TASKS_PLACEHOLDER + "."),
-    data: str | None = typer.Option(
-        None,
-        "--data",
-        help="lm: a text file or folder, enwik8, a WikiText-103 raw or PG-19 folder (default: "
-        "the embedded stdlib-docs corpus); scifar: the CIFAR-10 python batches.",
-    ),
-    seq_len: int | None = typer.Option(
-        None,
-        "--seq-len",
-        "-T",
-        callback=SEQ_LEN,
-        help="Training window T (default: the model's max_seq_len).",
-    ),
+    data: str | None = _DATA,
+    seq_len: int | None = _SEQ_LEN,
     budget_tokens: str | None = typer.Option(
         None, "--budget-tokens", help="Input tokens to train on (250k, 2m, ...)."
     ),
@@ -56,30 +78,14 @@ def train_cmd(
     budget_steps: int | None = typer.Option(
         None, "--budget-steps", callback=STEPS, help="Optimizer steps."
     ),
-    budget_seconds: float | None = typer.Option(
-        None,
-        "--budget-seconds",
-        callback=SECONDS,
-        help="Training seconds (evaluation not counted).",
-    ),
+    budget_seconds: float | None = _BUDGET_SECONDS,
     batch_size: int = typer.Option(16, "--batch-size", "-b", callback=BATCH),
     lr: float = typer.Option(2e-3, "--lr", callback=LR, help="Peak learning rate (AdamW)."),
-    warmup: float = typer.Option(
-        0.05,
-        "--warmup",
-        callback=bounded(0, 1, integer=False),
-        help="Warm-up fraction of the budget.",
-    ),
+    warmup: float = _WARMUP,
     evals: int = typer.Option(
         8, "--evals", callback=EVALS, help="Held-out evaluations after step 0."
     ),
-    eval_stride: int | None = typer.Option(
-        None,
-        "--eval-stride",
-        callback=SEQ_LEN,
-        help="lm: scored bytes per evaluation window (default min(T/2, scored positions)); "
-        "use one value for every model you compare.",
-    ),
+    eval_stride: int | None = _EVAL_STRIDE,
     seed: int = typer.Option(0, "--seed", callback=SEED),
     task_opts: list[str] = typer.Option(
         [], "--task-opt", "-O", help="Task option KEY=VALUE (repeatable), e.g. num_pairs=8."
@@ -117,15 +123,25 @@ def train_cmd(
         compile=prof.compile if compile_ is None else compile_,
     )
     name = cfg_model.name or model.stem
-    out = out or Path("runs/train") / f"{name}-{task}"
-    if (out / "result.json").exists() and not force:
-        raise ConfigError("--out", str(out), "a folder without a result (pass --force to replace)")
+    out = _out_folder(out, name, task, force=force)
     the_task = make_task(task, options, seq_len=seq_len)
     the_task.check_model(cfg_model, source=str(model))
     check_budget_fits(tcfg, the_task, cfg_model)
     res = _run(run_training, cfg_model, the_task, tcfg, prof, name, quiet=as_json)
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _report(res, write_result(out, res, command=command), as_json=as_json)
+
+
+def _out_folder(out: Path | None, name: str, task: str, *, force: bool) -> Path:
+    """``--out`` (default runs/train/NAME-TASK, a safe folder name), checked before training:
+    writable, and without an earlier run's files unless ``force``."""
+    from archsearch.outputs import check_writable_dir, folder_name, refuse_overwrite
+    from archsearch.quality.report import CURVE_CSV, CURVE_PNG, RESULT
+
+    out = out or Path("runs/train") / folder_name(f"{name}-{task}")
+    check_writable_dir(out, "--out")
+    refuse_overwrite(out, "--out", (RESULT, CURVE_CSV, CURVE_PNG), force=force)
+    return out
 
 
 def _budgets(tokens: str | None, steps: int | None, flops: str | None) -> dict[str, Any]:
