@@ -108,7 +108,9 @@ def _usage() -> list[dict]:
         _case("cli-newline-in-value", ["build", M, "-T", "1\n2"], None),
         _case("cli-newline-in-command", ["no\nsuch"], "no such command"),
         _case("cli-escape-in-option", ["build", M, "--\x1b[31mred"], None),
-        _case("cli-budget-both", ["train", M, "--budget-flops", "1e9", "--budget-steps", "2"], None),
+        _case(
+            "cli-budget-both", ["train", M, "--budget-flops", "1e9", "--budget-steps", "2"], None
+        ),
     ]
     return out
 
