@@ -198,7 +198,7 @@ class OneLineGroup(TyperGroup):
         except cx.ClickException as e:
             typer.echo(f"error: {one_line(usage_line(e))}", err=True)
             sys.exit(e.exit_code)
-        except cx.Abort:
+        except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)

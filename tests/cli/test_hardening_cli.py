@@ -13,7 +13,7 @@ from archsearch.cli import app
 from archsearch.outputs import folder_name
 
 runner = CliRunner()
-MARKUP = ["[bold red]x[/]", "[/]"]
+MARKUP = ["[bold red]x[/]", "[/]", "$\\foo{$"]
 
 
 def _model(tmp_path: Path, name: str) -> Path:
