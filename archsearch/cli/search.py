@@ -60,7 +60,6 @@ Eta = Annotated[
     int | None,
     typer.Option(
         "--eta",
-        callback=bounded(2, 1000),
         help="Successive halving: keep 1/eta at each rung (default 3).",
     ),
 ]
@@ -68,7 +67,6 @@ Rungs = Annotated[
     int | None,
     typer.Option(
         "--rungs",
-        callback=bounded(1, 20),
         help="Successive halving rungs, 1 = off (default 3: B/9, B/3, B).",
     ),
 ]
