@@ -35,6 +35,7 @@ RANKS = {
     "dataconf": 1,
     "fmt": 1,
     "metrics": 1,
+    "outputs": 1,
     "yamlio": 1,
     "ops": 2,
     "mixers": 3,

@@ -22,9 +22,11 @@ from archsearch.cli import (
 )
 from archsearch.cli._common import DEBUG
 from archsearch.cli._options import TaskHelpCommand
+from archsearch.cli._usage import OneLineGroup
 
 app = typer.Typer(
     name="archsearch",
+    cls=OneLineGroup,
     help="Architecture search and complexity profiling for efficient-attention language models.",
     no_args_is_help=True,
     add_completion=False,
@@ -59,7 +61,7 @@ app.command("search", cls=TaskHelpCommand)(search.search_cmd)
 app.command("compare", cls=TaskHelpCommand)(compare.compare_cmd)
 app.command("report")(report.report_cmd)
 app.command("quickstart")(quickstart.quickstart_cmd)
-study_app = typer.Typer(help=worker.STUDY_HELP)
+study_app = typer.Typer(help=worker.STUDY_HELP, no_args_is_help=True)
 study_app.command("recover")(worker.recover_cmd)
 app.add_typer(study_app, name="study")
 app.command("worker")(worker.worker_cmd)

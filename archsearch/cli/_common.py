@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from archsearch.cli._usage import one_line
 from archsearch.dataconf import MAX_SEQ_LEN
 from archsearch.errors import ConfigError
 from archsearch.fmt import si  # noqa: F401  (re-exported: the one number format)
@@ -24,6 +25,14 @@ PROFILE_HELP = "Hardware preset: a YAML path or a shipped name (cpu, h100-bf16, 
 DEBUG = {"on": False}
 
 
+def esc(value: Any) -> str:
+    """``value`` as text rich prints literally: user text (a model's name, a path, a reason) may
+    hold ``[...]``, which rich would read as markup (or fail on, as ``[/]``)."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def user_errors(fn: F) -> F:
     """Turn a :class:`ConfigError` into one line on stderr and exit status 2."""
 
@@ -34,7 +43,7 @@ def user_errors(fn: F) -> F:
         except ConfigError as e:
             if DEBUG["on"]:
                 raise
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(f"error: {one_line(str(e))}", err=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from archsearch.cli._common import esc
 from archsearch.metrics import get_metric, is_metric
 from archsearch.search.observer import StudyView
 from archsearch.search.results import FINISHED, feasible_front, trial_record
@@ -70,7 +71,7 @@ class LiveView(StudyView):
     def trial_started(self, number: int, label: str, params: dict[str, Any]) -> None:
         self.current = f"trial {number} ({label})"
         if self._bar is not None:
-            self._bar.reset(self._task_id, total=1.0, description=self.current, loss="-")
+            self._bar.reset(self._task_id, total=1.0, description=esc(self.current), loss="-")
         self._refresh()
 
     def trial_step(self, fraction: float, loss: float) -> None:
@@ -105,7 +106,7 @@ class LiveView(StudyView):
         front = self._front()
         on_front = {r.number for r in front}
         t = Table(
-            title=f"study {self.name}: {done}/{self.n_trials} trials finished, "
+            title=f"study {esc(self.name)}: {done}/{self.n_trials} trials finished, "
             f"{len(front)} on the front",
             title_justify="left",
         )
@@ -119,12 +120,12 @@ class LiveView(StudyView):
             vals = [_fmt(m, r.values.get(m)) for m in self.objectives]
             t.add_row(
                 str(r.number),
-                r.label,
-                r.outcome,
+                esc(r.label),
+                esc(r.outcome),
                 *vals,
                 _fmt("params", r.metrics.get("params")),
                 "-" if r.seconds is None else f"{r.seconds:.1f}",
-                "" if r.outcome == "complete" else r.reason,
+                "" if r.outcome == "complete" else esc(r.reason),
                 style=style,
             )
         parts: list[Any] = [t]
@@ -133,7 +134,9 @@ class LiveView(StudyView):
             for col in ("#", "family", *self.objectives):
                 f.add_column(col, justify="left" if col == "family" else "right")
             for r in front:
-                f.add_row(str(r.number), r.label, *[_fmt(m, r.values[m]) for m in self.objectives])
+                f.add_row(
+                    str(r.number), esc(r.label), *[_fmt(m, r.values[m]) for m in self.objectives]
+                )
             parts.append(f)
         for n in self.notes:
             parts.append(Text(n, style="dim"))

@@ -6,9 +6,22 @@ from typing import Any
 
 from typer.core import TyperCommand
 
+from archsearch.cli._usage import bounded
 from archsearch.dataconf import MAX_COUNT
 from archsearch.errors import ConfigError
 from archsearch.yamlio import parse_yaml
+
+#: option callbacks: the bounds of the numeric options (one-line errors, checked at parsing)
+SEED = bounded(0, 2**31 - 1)
+TRIALS = bounded(1, 100_000)
+THREADS = bounded(1, 4096)
+WORKERS = bounded(1, 256)
+SEQ_LEN = bounded(1, 2**24)
+BATCH = bounded(1, 65_536)
+EVALS = bounded(0, 1_000_000)
+STEPS = bounded(1, 10**9)
+LR = bounded(0, 10, integer=False, lo_open=True)
+SECONDS = bounded(0, 10**9, integer=False, lo_open=True)
 
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
 

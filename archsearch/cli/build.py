@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from archsearch import fmt
-from archsearch.cli._common import echo_json, parse_length, user_errors
+from archsearch.cli._common import echo_json, esc, parse_length, user_errors
 
 
 def _non_default(mixer_cfg: Any) -> dict[str, Any]:
@@ -116,14 +116,14 @@ def print_summary(s: dict[str, Any]) -> None:
     con = Console()
     p, T = s["params"], s["seq_len"]
     con.print(
-        f"[bold]{s['name'] or 'model'}[/bold]  at T = {T}: "
+        f"[bold]{esc(s['name'] or 'model')}[/bold]  at T = {T}: "
         f"{p['total']:,} parameters ({p['non_embedding']:,} non-embedding)"
     )
     fam = s["family"]
     if fam["kind"] != "decoder":
         hp = ", ".join(f"{k}={v}" for k, v in fam.items() if k != "kind" and v is not None)
         con.print(
-            f"family {fam['kind']} ({hp}): loss on the last {s['scored_positions']} of "
+            f"family {esc(fam['kind'])} ({esc(hp)}): loss on the last {s['scored_positions']} of "
             f"{T} positions"
         )
     rf = s["receptive_field"]
@@ -205,9 +205,9 @@ def _layer_table(s: dict[str, Any]) -> Any:
         idx = str(r["index"]) if len(g) == 1 else f"{r['index']}-{g[-1]['index']} (x{len(g)})"
         lt.add_row(
             idx,
-            r["mixer"],
+            esc(r["mixer"]),
             str(r["rows"]),
-            hp,
+            esc(hp),
             fmt.si(exact),
             fmt.si(dense),
             fmt.si(r["mlp"]),

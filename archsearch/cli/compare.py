@@ -8,14 +8,40 @@ from typing import Any
 
 import typer
 
-from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
+from archsearch.cli._common import (
+    PROFILE_HELP,
+    checked_profile,
+    echo_json,
+    esc,
+    invocation,
+    user_errors,
+)
 from archsearch.cli._options import (
+    BATCH,
+    EVALS,
+    LR,
+    SEQ_LEN,
     TASKS_PLACEHOLDER,
     parse_flops,
     parse_optional_count,
     parse_task_options,
 )
+from archsearch.cli._usage import bounded
 from archsearch.errors import ConfigError
+
+_SEEDS = typer.Option(
+    3,
+    "--seeds",
+    callback=bounded(1, 100),
+    help="Seeds per model (0..S-1): init and data order.",
+)
+_SEQ_LEN = typer.Option(
+    None,
+    "--seq-len",
+    "-T",
+    callback=SEQ_LEN,
+    help="Training window T (default: the first model's max_seq_len).",
+)
 
 
 @user_errors
@@ -24,7 +50,7 @@ def compare_cmd(
     models: list[Path] = typer.Argument(
         ..., metavar="MODEL.yaml...", help="Model config YAMLs; the first is the baseline."
     ),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per model (0..S-1): init and data order."),
+    seeds: int = _SEEDS,
     budget_flops: str | None = typer.Option(
         None, "--budget-flops", help="Training FLOPs per run (3e13, 30T): equal compute."
     ),
@@ -38,12 +64,12 @@ def compare_cmd(
     task_opts: list[str] = typer.Option(
         [], "--task-opt", "-O", help="Task option KEY=VALUE (repeatable), e.g. num_pairs=8."
     ),
-    seq_len: int | None = typer.Option(
-        None, "--seq-len", "-T", help="Training window T (default: the first model's max_seq_len)."
+    seq_len: int | None = _SEQ_LEN,
+    batch_size: int = typer.Option(16, "--batch-size", "-b", callback=BATCH),
+    lr: float = typer.Option(2e-3, "--lr", callback=LR, help="Peak learning rate (AdamW)."),
+    evals: int = typer.Option(
+        4, "--evals", callback=EVALS, help="Held-out evaluations after step 0."
     ),
-    batch_size: int = typer.Option(16, "--batch-size", "-b"),
-    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (AdamW)."),
-    evals: int = typer.Option(4, "--evals", help="Held-out evaluations after step 0."),
     profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage URL or SQLite path (default OUT/compare.db)."
@@ -56,6 +82,7 @@ def compare_cmd(
 ) -> None:
     """Train each MODEL over several seeds at one budget (runs one after another; a re-run
     resumes); write compare.csv, runs.csv, compare.png and compare.md."""
+    from archsearch.outputs import check_writable_dir, folder_name
     from archsearch.quality.train import TrainConfig
     from archsearch.search.compare import compare, prepare
 
@@ -81,7 +108,8 @@ def compare_cmd(
         train_cfg=tcfg,
         profile=prof,
     )
-    out = out or Path("runs/compare") / "-vs-".join(m.name for m in comp.models)
+    out = out or Path("runs/compare") / folder_name("-vs-".join(m.name for m in comp.models))
+    check_writable_dir(out, "--out")
     summary = _run(compare, comp, out, storage, study, invocation(ctx), quiet=as_json)
     if as_json:
         echo_json(summary)
@@ -112,11 +140,12 @@ def _run(
 
         def on_run(model: str, seed: int, what: str) -> None:
             if what == "start":
-                bar.update(tid, description=f"{model} seed {seed}")
+                bar.update(tid, description=f"{esc(model)} seed {seed}")
                 return
             state["done"] += 1
             bar.update(tid, completed=state["done"])
-            bar.console.print(f"{model} seed {seed}: {'already done' if what == 'skip' else what}")
+            done = "already done" if what == "skip" else what
+            bar.console.print(esc(f"{model} seed {seed}: {done}"))
 
         def on_step(step: int, progress: float, loss: float, tps: float) -> None:
             bar.update(tid, completed=state["done"] + min(progress, 1.0), loss=f"{loss:.4f}")
@@ -143,6 +172,6 @@ def _print_table(summary: dict[str, Any], metric: str) -> None:
         if r["diff_vs_first"] is not None:
             diff = f"{r['diff_vs_first']:+.4f} [{f(r['diff_ci95_low'])}, {f(r['diff_ci95_high'])}]"
         ci = f"[{f(r['ci95_low'])}, {f(r['ci95_high'])}]"
-        t.add_row(r["model"], str(r["n"]), f(r["mean"]), ci, diff)
+        t.add_row(esc(r["model"]), str(r["n"]), f(r["mean"]), ci, diff)
     Console().print(t)
     typer.echo("wrote " + ", ".join(summary["files"].values()))

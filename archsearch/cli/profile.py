@@ -14,6 +14,7 @@ from archsearch.cli._common import (
     PROFILE_HELP,
     checked_profile,
     echo_json,
+    esc,
     parse_length,
     user_errors,
 )
@@ -52,13 +53,16 @@ def print_point(pt: Any, prof: Any) -> None:
     con = Console()
     if pt.status != "ok":
         con.print(
-            f"[bold]{pt.variant}[/bold] at T = {pt.seq_len:,}: [red]skipped[/red]: {pt.row['note']}"
+            f"[bold]{esc(pt.variant)}[/bold] at T = {pt.seq_len:,}: [red]skipped[/red]: "
+            + esc(pt.row["note"])
         )
         return
     r = pt.row
     t = Table(
-        title=f"{pt.variant} at T = {pt.seq_len:,} ({prof.name}: {prof.device}, "
-        f"{prof.dtype}, batch {prof.batch_size})",
+        title=esc(
+            f"{pt.variant} at T = {pt.seq_len:,} ({prof.name}: {prof.device}, "
+            f"{prof.dtype}, batch {prof.batch_size})"
+        ),
         show_header=True,
     )
     t.add_column("quantity")
@@ -84,7 +88,7 @@ def print_point(pt: Any, prof: Any) -> None:
     if pt.uncounted:
         con.print(_uncounted_table(pt.uncounted))
     for w in pt.warnings:
-        con.print(f"[yellow]warning:[/yellow] {w}")
+        con.print(f"[yellow]warning:[/yellow] {esc(w)}")
 
 
 def _memory_rows(t: Any, pt: Any, prof: Any) -> None:
@@ -117,7 +121,7 @@ def _memory_rows(t: Any, pt: Any, prof: Any) -> None:
             f"estimate error {100 * r['mem_estimate_error']:+.1f}%",
         )
     elif r.get("mem_measured_status"):
-        t.add_row("memory (measured)", "-", r["mem_measured_status"])
+        t.add_row("memory (measured)", "-", esc(r["mem_measured_status"]))
 
 
 def _latency_rows(t: Any, pt: Any) -> None:
@@ -133,7 +137,7 @@ def _latency_rows(t: Any, pt: Any) -> None:
         )
         t.add_row("threads", str(lat.get("threads")), "")
     elif r.get("latency_status"):
-        t.add_row("latency", "-", r["latency_status"])
+        t.add_row("latency", "-", esc(r["latency_status"]))
 
 
 def _uncounted_table(uncounted: dict[str, dict[str, Any]]) -> Any:
@@ -147,11 +151,11 @@ def _uncounted_table(uncounted: dict[str, dict[str, Any]]) -> Any:
     for op in sorted(uncounted):
         w = uncounted[op]
         u.add_row(
-            op,
+            esc(op),
             "; ".join(w["counters"]),
             str(w["calls"]),
             "-" if w["elements"] is None else fmt.si(w["elements"]),
-            w["why"],
+            esc(w["why"]),
         )
     return u
 
@@ -160,7 +164,7 @@ def _flop_rows(t: Any, f: dict[str, Any], r: dict[str, Any]) -> None:
     """One row per counter, with its agreement (or the reason it differs)."""
     for c in f["counters"].values():
         if c["flops"] is None:
-            t.add_row(c["tool"], "-", f"[red]could not run[/red]: {c['error']}")
+            t.add_row(c["tool"], "-", f"[red]could not run[/red]: {esc(c['error'])}")
             continue
         diff = 100 * (c["rel_diff"] or 0.0)
         if not c["checked"]:
@@ -169,7 +173,7 @@ def _flop_rows(t: Any, f: dict[str, Any], r: dict[str, Any]) -> None:
             mark = "[green]agrees[/green]" if c["ok"] else "[red]differs[/red]"
         note = f"{mark} {diff:+.3f}% vs {c['reference_name']} ({fmt.si(c['reference'])})"
         if c["reason"] and c["checked"]:
-            note += f"; {c['reason']}"
+            note += f"; {esc(c['reason'])}"
         t.add_row(c["tool"], fmt.si(c["flops"], "FLOP"), note)
     missed = f.get("missed_by_fvcore_default")
     if missed:
@@ -203,12 +207,17 @@ def profile_cmd(
     fvcore: bool = typer.Option(True, "--fvcore/--no-fvcore", help="Also count with fvcore."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     csv_path: Path = typer.Option(None, "--csv", help="Also write one CSV row per variant/T."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --csv file."),
 ) -> None:
     """Parameters, FLOPs (three ways, reconciled), memory and latency of each variant."""
+    from archsearch.outputs import check_writable_file, refuse_file_overwrite
     from archsearch.profiling.env import environment
     from archsearch.profiling.report import write_csv
     from archsearch.profiling.runner import LatencyBudget, profile_point
 
+    if csv_path is not None:
+        check_writable_file(csv_path, "--csv")
+        refuse_file_overwrite(csv_path, "--csv", force=force)
     prof, variants, mets = _setup(models, profile, metrics)
     lengths = parse_lengths(seq_len) if seq_len else None
     points = []
@@ -284,10 +293,11 @@ def scale_cmd(
     else:
         if not models:
             raise ConfigError("MODELS", None, "one or more model YAML files (or --replot DIR)")
-        if (out / "scaling.csv").exists() and not force:
-            raise ConfigError(
-                "--out", str(out), "a folder without a report (pass --force to overwrite it)"
-            )
+        from archsearch.outputs import check_writable_dir, refuse_overwrite
+
+        check_writable_dir(out, "--out")
+        products = ("scaling.csv", "summary.md", "exponents.csv", "env.json")
+        refuse_overwrite(out, "--out", products, force=force)
         res = _sweep(models, lengths, metrics, profile, out, fvcore, quiet=as_json)
         written = f"wrote {out}/summary.md, scaling.csv, exponents.csv, env.json"
     if as_json:
@@ -330,11 +340,14 @@ def _sweep(
         for v in variants:
             budget = LatencyBudget()
             for T in Ts:
-                bar.update(task, description=f"{v.name} T={T:,}")
+                bar.update(task, description=f"{esc(v.name)} T={T:,}")
                 pt = profile_point(v, T, prof, mets, fvcore=fvcore, budget=budget)
                 points.append(pt)
                 if pt.status != "ok":
-                    con.print(f"[yellow]skipped[/yellow] {v.name} at T = {T:,}: {pt.row['note']}")
+                    con.print(
+                        f"[yellow]skipped[/yellow] {esc(v.name)} at T = {T:,}: "
+                        + esc(pt.row["note"])
+                    )
                 bar.advance(task)
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     return write_report(out, points, environment(prof.device), prof.to_dict(), command)
@@ -350,7 +363,7 @@ def _print_fits(fits: list[dict[str, Any]]) -> None:
     for f in fits:
         fe = f["fitted_exponent"]
         t.add_row(
-            f["variant"],
+            esc(f["variant"]),
             f["metric"],
             "-" if fe is None else f"{fe:.3f}",
             f"{f['theory']:g}" if f["theory"] is not None else "-",

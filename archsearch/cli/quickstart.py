@@ -13,14 +13,14 @@ import typer
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
 from archsearch.cli._live import LiveView, echo_report_line
-from archsearch.cli._options import SAMPLER_HELP, parse_flops, parse_optional_count
+from archsearch.cli._options import SAMPLER_HELP, SEED, TRIALS, parse_flops, parse_optional_count
 
 
 @user_errors
 def quickstart_cmd(
     ctx: typer.Context,
     out: Path = typer.Option(Path("runs/quickstart"), "--out", "-o", help="Output folder."),
-    trials: int = typer.Option(16, "--trials", "-n", min=1, help="Trials in the study."),
+    trials: int = typer.Option(16, "--trials", "-n", callback=TRIALS, help="Trials in the study."),
     budget_tokens: str | None = typer.Option(
         None, "--budget-tokens", help="Training tokens per trial: an equal-tokens study."
     ),
@@ -30,7 +30,7 @@ def quickstart_cmd(
         help="Training FLOPs per trial (default: the space's, 6e11): an equal-compute study.",
     ),
     sampler: str = typer.Option("tpe", "--sampler", help=SAMPLER_HELP),
-    seed: int = typer.Option(0, "--seed", help="Sampler seed."),
+    seed: int = typer.Option(0, "--seed", callback=SEED, help="Sampler seed."),
     profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary, no live table."),
 ) -> None:

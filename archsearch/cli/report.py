@@ -16,6 +16,7 @@ import typer
 
 from archsearch.cli._common import echo_json, invocation, user_errors
 from archsearch.errors import ConfigError
+from archsearch.outputs import check_study_folder, check_writable_dir, folder_name, report_study
 
 SOURCES = "a folder with a study.db, a report folder (trials.csv, study.json), a .db file or a URL"
 
@@ -38,14 +39,17 @@ def report_cmd(
         help="Output folder (default: FOLDER/report, runs/report/STUDY, or the report folder).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into an --out folder holding other files or another report."
+    ),
 ) -> None:
     """Pareto plot, hypervolume, importances, per-family table, trials.csv, report.md and the
     Pareto-optimal models as YAML, from a study (or redrawn from a saved report)."""
     path = Path(source)
     if "://" not in source and path.is_dir() and not (path / "study.db").exists():
-        rep = _redraw(source, path, out)
+        rep = _redraw(source, path, out, force=force)
     else:
-        rep = _from_study(ctx, source, path, study, out)
+        rep = _from_study(ctx, source, path, study, out, force=force)
     if as_json:
         echo_json(rep)
         return
@@ -57,19 +61,21 @@ def report_cmd(
     )
 
 
-def _redraw(source: str, folder: Path, out: Path | None) -> dict[str, Any]:
+def _redraw(source: str, folder: Path, out: Path | None, *, force: bool) -> dict[str, Any]:
     from archsearch.search.report import copy_saved, draw_report, is_saved_report
 
     if not is_saved_report(folder):
         raise ConfigError("SOURCE", source, SOURCES)
+    check_writable_dir(out or folder, "--out")
     if out is not None and out.resolve() != folder.resolve():
+        check_study_folder(out, "--out", report_study(folder) or "", force=force)
         copy_saved(folder, out)
         folder = out
     return draw_report(folder)
 
 
 def _from_study(
-    ctx: typer.Context, source: str, path: Path, study: str | None, out: Path | None
+    ctx: typer.Context, source: str, path: Path, study: str | None, out: Path | None, force: bool
 ) -> dict[str, Any]:
     import optuna
 
@@ -95,9 +101,10 @@ def _from_study(
         study = names[0]
     elif study not in names:
         raise ConfigError("--study", study, "one of " + (", ".join(names) or "(none)"))
+    out = out or default_out or Path("runs/report") / folder_name(study)
+    check_writable_dir(out, "--out")
+    check_study_folder(out, "--out", study, force=force)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with storage_errors(url):
         st = optuna.load_study(study_name=study, storage=storage)
-    return write_report(
-        st, out or default_out or Path("runs/report") / study, command=invocation(ctx)
-    )
+    return write_report(st, out, command=invocation(ctx))

@@ -12,10 +12,16 @@ from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, inv
 from archsearch.cli._live import LiveView, echo_report_line
 from archsearch.cli._options import (
     SAMPLER_HELP,
+    SECONDS,
+    SEED,
+    THREADS,
+    TRIALS,
+    WORKERS,
     parse_flops,
     parse_optional_count,
     parse_task_options,
 )
+from archsearch.cli._usage import bounded
 
 Space = Annotated[
     str,
@@ -25,7 +31,9 @@ Space = Annotated[
 ]
 Trials = Annotated[
     int,
-    typer.Option("--trials", "-n", min=1, help="Finished trials the study should hold (resumes)."),
+    typer.Option(
+        "--trials", "-n", callback=TRIALS, help="Finished trials the study should hold (resumes)."
+    ),
 ]
 Task = Annotated[
     str | None,
@@ -50,11 +58,17 @@ Study = Annotated[
 ]
 Eta = Annotated[
     int | None,
-    typer.Option("--eta", help="Successive halving: keep 1/eta at each rung (default 3)."),
+    typer.Option(
+        "--eta",
+        help="Successive halving: keep 1/eta at each rung (default 3).",
+    ),
 ]
 Rungs = Annotated[
     int | None,
-    typer.Option("--rungs", help="Successive halving rungs, 1 = off (default 3: B/9, B/3, B)."),
+    typer.Option(
+        "--rungs",
+        help="Successive halving rungs, 1 = off (default 3: B/9, B/3, B).",
+    ),
 ]
 Budget = Annotated[
     str | None,
@@ -72,20 +86,21 @@ FrontSeeds = Annotated[
     int,
     typer.Option(
         "--front-seeds",
-        min=0,
+        callback=bounded(0, 100),
         help="After the study, train each front model with this many extra seeds; the report "
         "gives mean and 95% interval and marks the distinguishable points (default 0: off).",
     ),
 ]
 Timeout = Annotated[
-    float | None, typer.Option("--timeout", help="Start no new trial after this many seconds.")
+    float | None,
+    typer.Option("--timeout", callback=SECONDS, help="Start no new trial after this many seconds."),
 ]
 Workers = Annotated[
     int,
     typer.Option(
         "--workers",
         "-w",
-        min=1,
+        callback=WORKERS,
         help="Worker processes on this machine sharing the study "
         "(default storage then: OUT/study.journal).",
     ),
@@ -96,7 +111,9 @@ Devices = Annotated[
 ]
 Threads = Annotated[
     int | None,
-    typer.Option("--threads", min=1, help="CPU threads per worker (default: cores / workers)."),
+    typer.Option(
+        "--threads", callback=THREADS, help="CPU threads per worker (default: cores / workers)."
+    ),
 ]
 Out = Annotated[
     Path | None, typer.Option("--out", "-o", help="Output folder (default runs/search/STUDY).")
@@ -106,6 +123,12 @@ Report = Annotated[
     typer.Option("--report/--no-report", help="Write the report (OUT/report) at the end."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary, no live table.")]
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Write into an --out folder holding other files or another study's report."
+    ),
+]
 
 
 @user_errors
@@ -119,7 +142,7 @@ def search_cmd(
     storage: Storage = None,
     study: Study = None,
     sampler: Annotated[str, typer.Option("--sampler", help=SAMPLER_HELP)] = "tpe",
-    seed: Annotated[int, typer.Option("--seed", help="Sampler seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", callback=SEED, help="Sampler seed.")] = 0,
     eta: Eta = None,
     rungs: Rungs = None,
     budget_tokens: Budget = None,
@@ -132,6 +155,7 @@ def search_cmd(
     out: Out = None,
     report: Report = True,
     as_json: Json = False,
+    force: Force = False,
 ) -> None:
     """Multi-objective search over SPACE: sample, profile, train with successive halving; a
     live table of trials and the front; the study resumes when re-run."""
@@ -160,6 +184,7 @@ def search_cmd(
         report=report,
         command=invocation(ctx),
         view=lambda name, n, settings: LiveView(name, n, settings, quiet=as_json),
+        force=force,
     )
     if report and not as_json:
         echo_report_line(summary["report"])

@@ -9,13 +9,21 @@ from typing import Any
 
 import typer
 
-from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, user_errors
+from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, esc, user_errors
 from archsearch.cli._options import (
+    BATCH,
+    EVALS,
+    LR,
+    SECONDS,
+    SEED,
+    SEQ_LEN,
+    STEPS,
     TASKS_PLACEHOLDER,
     parse_flops,
     parse_optional_count,
     parse_task_options,
 )
+from archsearch.cli._usage import bounded
 from archsearch.errors import ConfigError
 
 FLOPS_HELP = (
@@ -23,39 +31,62 @@ FLOPS_HELP = (
     "decide the steps. Not with --budget-tokens/--budget-steps."
 )
 
+_DATA = typer.Option(
+    None,
+    "--data",
+    help="lm: a text file or folder, enwik8, a WikiText-103 raw or PG-19 folder (default: "
+    "the embedded stdlib-docs corpus); scifar: the CIFAR-10 python batches.",
+)
+_SEQ_LEN = typer.Option(
+    None,
+    "--seq-len",
+    "-T",
+    callback=SEQ_LEN,
+    help="Training window T (default: the model's max_seq_len).",
+)
+_BUDGET_SECONDS = typer.Option(
+    None,
+    "--budget-seconds",
+    callback=SECONDS,
+    help="Training seconds (evaluation not counted).",
+)
+_WARMUP = typer.Option(
+    0.05,
+    "--warmup",
+    callback=bounded(0, 1, integer=False),
+    help="Warm-up fraction of the budget.",
+)
+_EVAL_STRIDE = typer.Option(
+    None,
+    "--eval-stride",
+    callback=SEQ_LEN,
+    help="lm: scored bytes per evaluation window (default min(T/2, scored positions)); "
+    "use one value for every model you compare.",
+)
+
 
 @user_errors
 def train_cmd(
     model: Path = typer.Argument(..., help="Model config YAML."),
     task: str = typer.Option("lm", "--task", "-t", help=TASKS_PLACEHOLDER + "."),
-    data: str | None = typer.Option(
-        None,
-        "--data",
-        help="lm: a text file or folder, enwik8, a WikiText-103 raw or PG-19 folder (default: "
-        "the embedded stdlib-docs corpus); scifar: the CIFAR-10 python batches.",
-    ),
-    seq_len: int | None = typer.Option(
-        None, "--seq-len", "-T", help="Training window T (default: the model's max_seq_len)."
-    ),
+    data: str | None = _DATA,
+    seq_len: int | None = _SEQ_LEN,
     budget_tokens: str | None = typer.Option(
         None, "--budget-tokens", help="Input tokens to train on (250k, 2m, ...)."
     ),
     budget_flops: str | None = typer.Option(None, "--budget-flops", help=FLOPS_HELP),
-    budget_steps: int | None = typer.Option(None, "--budget-steps", help="Optimizer steps."),
-    budget_seconds: float | None = typer.Option(
-        None, "--budget-seconds", help="Training seconds (evaluation not counted)."
+    budget_steps: int | None = typer.Option(
+        None, "--budget-steps", callback=STEPS, help="Optimizer steps."
     ),
-    batch_size: int = typer.Option(16, "--batch-size", "-b"),
-    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (AdamW)."),
-    warmup: float = typer.Option(0.05, "--warmup", help="Warm-up fraction of the budget."),
-    evals: int = typer.Option(8, "--evals", help="Held-out evaluations after step 0."),
-    eval_stride: int | None = typer.Option(
-        None,
-        "--eval-stride",
-        help="lm: scored bytes per evaluation window (default min(T/2, scored positions)); "
-        "use one value for every model you compare.",
+    budget_seconds: float | None = _BUDGET_SECONDS,
+    batch_size: int = typer.Option(16, "--batch-size", "-b", callback=BATCH),
+    lr: float = typer.Option(2e-3, "--lr", callback=LR, help="Peak learning rate (AdamW)."),
+    warmup: float = _WARMUP,
+    evals: int = typer.Option(
+        8, "--evals", callback=EVALS, help="Held-out evaluations after step 0."
     ),
-    seed: int = typer.Option(0, "--seed"),
+    eval_stride: int | None = _EVAL_STRIDE,
+    seed: int = typer.Option(0, "--seed", callback=SEED),
     task_opts: list[str] = typer.Option(
         [], "--task-opt", "-O", help="Task option KEY=VALUE (repeatable), e.g. num_pairs=8."
     ),
@@ -92,15 +123,25 @@ def train_cmd(
         compile=prof.compile if compile_ is None else compile_,
     )
     name = cfg_model.name or model.stem
-    out = out or Path("runs/train") / f"{name}-{task}"
-    if (out / "result.json").exists() and not force:
-        raise ConfigError("--out", str(out), "a folder without a result (pass --force to replace)")
+    out = _out_folder(out, name, task, force=force)
     the_task = make_task(task, options, seq_len=seq_len)
     the_task.check_model(cfg_model, source=str(model))
     check_budget_fits(tcfg, the_task, cfg_model)
     res = _run(run_training, cfg_model, the_task, tcfg, prof, name, quiet=as_json)
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _report(res, write_result(out, res, command=command), as_json=as_json)
+
+
+def _out_folder(out: Path | None, name: str, task: str, *, force: bool) -> Path:
+    """``--out`` (default runs/train/NAME-TASK, a safe folder name), checked before training:
+    writable, and without an earlier run's files unless ``force``."""
+    from archsearch.outputs import check_writable_dir, folder_name, refuse_overwrite
+    from archsearch.quality.report import CURVE_CSV, CURVE_PNG, RESULT
+
+    out = out or Path("runs/train") / folder_name(f"{name}-{task}")
+    check_writable_dir(out, "--out")
+    refuse_overwrite(out, "--out", (RESULT, CURVE_CSV, CURVE_PNG), force=force)
+    return out
 
 
 def _budgets(tokens: str | None, steps: int | None, flops: str | None) -> dict[str, Any]:
@@ -156,7 +197,7 @@ def _run(fn: Any, cfg_model: Any, task: Any, tcfg: Any, prof: Any, name: str, qu
         rp.TimeRemainingColumn(),
     )
     with rp.Progress(*cols, console=con, transient=quiet, disable=quiet) as bar:
-        tid = bar.add_task(f"{name} on {task.name}", total=1.0, loss="-", tps="-")
+        tid = bar.add_task(esc(f"{name} on {task.name}"), total=1.0, loss="-", tps="-")
 
         def on_step(step: int, progress: float, loss: float, tps: float) -> None:
             bar.update(tid, completed=progress, loss=f"{loss:.4f}", tps=f"{tps:,.0f}")
@@ -178,10 +219,10 @@ def _print_summary(res: Any, files: dict[str, str]) -> None:
     from archsearch.quality.report import run_title, summary_rows
 
     record = res.to_dict()
-    t = Table(title=run_title(record))
+    t = Table(title=esc(run_title(record)))
     t.add_column("quantity")
     t.add_column("value", justify="right")
     for quantity, value in summary_rows(record):
-        t.add_row(quantity, value)
+        t.add_row(esc(quantity), esc(value))
     Console().print(t)
     typer.echo(f"{res.reason}\nwrote " + ", ".join(files.values()))

@@ -8,6 +8,8 @@ import typer
 
 from archsearch.cli._common import echo_json, user_errors
 from archsearch.cli._live import LiveView
+from archsearch.cli._options import SEED, THREADS, TRIALS
+from archsearch.cli._usage import bounded
 from archsearch.errors import ConfigError
 
 STORAGE_HELP = (
@@ -31,22 +33,26 @@ def worker_cmd(
         None,
         "--trials",
         "-n",
-        min=1,
+        callback=TRIALS,
         help="Finished trials the study should hold (default: the number its search asked for).",
     ),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    threads: int | None = typer.Option(
+        None, "--threads", callback=THREADS, help="CPU threads for torch."
+    ),
     device: str | None = typer.Option(
         None, "--device", help="GPU index this worker uses (sets CUDA_VISIBLE_DEVICES)."
     ),
     heartbeat: int = typer.Option(
         30,
         "--heartbeat",
-        min=1,
+        callback=bounded(1, 86_400),
         help="Seconds between heartbeats (database storages): a "
         "trial silent for twice that is failed and queued again.",
     ),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, nsga2, gp or random."),
-    seed: int | None = typer.Option(None, "--seed", help="Sampler seed (default: none)."),
+    seed: int | None = typer.Option(
+        None, "--seed", callback=SEED, help="Sampler seed (default: none)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary, no live table."),
 ) -> None:
     """Join an existing study and run its trials until it holds enough finished ones; any

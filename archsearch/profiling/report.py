@@ -210,6 +210,7 @@ def plot_metric(points: list[Point], variants: list[str], metric: str, path: Pat
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # user names are text: "$" is no math
     import matplotlib.pyplot as plt
 
     col = metric_column(points, metric)

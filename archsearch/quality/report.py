@@ -103,6 +103,7 @@ def plot_curve(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], pat
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # user names are text: "$" is no math
     import matplotlib.pyplot as plt
 
     accuracy = record["metric"] == "accuracy"

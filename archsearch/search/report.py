@@ -376,6 +376,7 @@ def draw_report(out: Path) -> dict[str, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # user names are text: "$" is no math
     data, saved = load_saved(out)
     files: dict[str, str] = {"trials": str(out / "trials.csv")}
     front = data.front()

@@ -21,6 +21,7 @@ import optuna
 import torch
 
 from archsearch.errors import ConfigError
+from archsearch.outputs import check_study_folder, check_writable_dir, folder_name
 from archsearch.profiling.profiles import Profile
 from archsearch.quality.tasks import Task, make_task
 from archsearch.search.front_seeds import reseed_front
@@ -47,6 +48,9 @@ from archsearch.search.study import (
     settings_from,
     settings_of,
 )
+
+#: a search folder's own files: re-running into a folder holding one resumes its study
+OWN_FILES = ("study.db", "study.journal")
 
 #: makes the display of a study: (study name, trials asked for, its settings) -> view
 ViewFactory = Callable[[str, int, Settings], StudyView]
@@ -80,13 +84,15 @@ def run_search(
     report: bool = True,
     command: str = "",
     view: ViewFactory = _no_view,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Validate everything, then open (or resume) the study and run it: in this process, or in
     ``workers`` worker processes; then write the report (``OUT/report``). A summary dict.
 
     ``profile``: the hardware preset, already checked against this machine (default: the CPU
     preset); ``view`` makes the live display once the study's settings are known;
-    ``front_seeds``: extra seeds each final front model is trained with (:mod:`.front_seeds`)."""
+    ``front_seeds``: extra seeds each final front model is trained with (:mod:`.front_seeds`);
+    ``out``: see :func:`_out_folder`."""
     if sampler not in SAMPLERS:
         raise ConfigError("--sampler", sampler, "one of " + ", ".join(SAMPLERS))
     if front_seeds < 0:
@@ -104,7 +110,7 @@ def run_search(
         budget_flops=budget_flops,
     )
     name = study or sp.name
-    out = out or Path("runs/search") / name
+    out = _out_folder(out, name, force=force)
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
     url = storage_url(storage or out / ("study.journal" if workers > 1 else "study.db"))
@@ -136,6 +142,15 @@ def run_search(
         out.mkdir(parents=True, exist_ok=True)
         result["report"] = write_report(st, out / "report", command=command)
     return result
+
+
+def _out_folder(out: Path | None, name: str, *, force: bool) -> Path:
+    """The search's output folder, checked before any work: writable, and new, empty or this
+    study's own (a re-run resumes) unless ``force``."""
+    out = out or Path("runs/search") / folder_name(name)
+    check_writable_dir(out, "--out")
+    check_study_folder(out, "--out", name, force=force, own=OWN_FILES)
+    return out
 
 
 def _reseed(st: optuna.Study, settings: Settings, task: Task, k: int, result: dict) -> None:
