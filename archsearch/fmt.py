@@ -58,3 +58,10 @@ def csv_cell(v: Any) -> Any:
     if isinstance(v, float):
         return f"{v:.6g}"
     return v
+
+
+def plot_text(text: Any) -> str:
+    """User text (a model, variant or study name) for a matplotlib label: a ``$`` is drawn as a
+    dollar sign, not read as the start of math. Mathtext stays on for everything else (log-axis
+    tick labels use it)."""
+    return str(text).replace("$", r"\$")

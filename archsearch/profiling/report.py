@@ -210,7 +210,6 @@ def plot_metric(points: list[Point], variants: list[str], metric: str, path: Pat
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams["text.parse_math"] = False  # user names are text: "$" is no math
     import matplotlib.pyplot as plt
 
     col = metric_column(points, metric)
@@ -223,7 +222,7 @@ def plot_metric(points: list[Point], variants: list[str], metric: str, path: Pat
         if not xs:
             continue
         color = f"C{i % 10}"
-        ax.plot(xs, ys, "o-", color=color, label=v, markersize=4)
+        ax.plot(xs, ys, "o-", color=color, label=fmt.plot_text(v), markersize=4)
         theory = next((p.row.get("flop_exponent_theory") for p in points if p.variant == v), None)
         slope = theory if metric in SLOPE_FROM_THEORY else 1.0
         if slope and len(xs) > 1:

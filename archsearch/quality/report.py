@@ -103,7 +103,6 @@ def plot_curve(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], pat
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams["text.parse_math"] = False  # user names are text: "$" is no math
     import matplotlib.pyplot as plt
 
     accuracy = record["metric"] == "accuracy"
@@ -134,7 +133,7 @@ def plot_curve(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], pat
         a2.grid(alpha=0.3)
         if baseline:
             a2.legend()
-    fig.suptitle(run_title(record))
+    fig.suptitle(fmt.plot_text(run_title(record)))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -28,6 +28,7 @@ from typing import Any
 
 import optuna
 
+from archsearch import fmt
 from archsearch.errors import ConfigError
 from archsearch.model.config import ModelConfig, load_model_config_located, model_config_to_dict
 from archsearch.profiling.profiles import Profile
@@ -331,8 +332,9 @@ def compare(
 
 
 def plot_compare(rows: list[dict[str, Any]], task: Task, label: str, path: Path) -> Path:
-    """Quality against the training FLOPs spent, one colour and marker per model, the 95%
-    interval over seeds as error bars."""
+    """Quality against each model's training FLOPs per window (its cost: at equal compute every
+    run spends the same FLOPs, so the spent FLOPs would not tell the models apart), one colour
+    and marker per model, the 95% interval over seeds as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -344,17 +346,17 @@ def plot_compare(rows: list[dict[str, Any]], task: Task, label: str, path: Path)
     for i, r in enumerate(row for row in rows if row["n"]):
         half = (r["ci95_high"] - r["ci95_low"]) / 2
         ax.errorbar(
-            [r["flops_spent"]],
+            [r["flops_train_per_window"]],
             [r["mean"]],
             yerr=[[half], [half]],
             fmt=markers[i % len(markers)],
             color=cmap(i % 10),
             capsize=4,
             markersize=8,
-            label=f"{r['model']} (n = {r['n']})",
+            label=f"{fmt.plot_text(r['model'])} (n = {r['n']})",
         )
     ax.set_xscale("log")
-    ax.set_xlabel("training FLOPs spent per run (FLOP)")
+    ax.set_xlabel("training FLOPs per window of the model (FLOP, log scale)")
     better = "higher" if task.higher_is_better else "lower"
     ax.set_ylabel(f"held-out {task.metric}, {better} is better")
     ax.set_title(f"{task.name}: mean and 95% interval over seeds, {label}", fontsize=10)

@@ -376,7 +376,6 @@ def draw_report(out: Path) -> dict[str, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams["text.parse_math"] = False  # user names are text: "$" is no math
     data, saved = load_saved(out)
     files: dict[str, str] = {"trials": str(out / "trials.csv")}
     front = data.front()
@@ -467,8 +466,8 @@ def _plot_pareto(data: StudyData, front: list[TrialRecord], out: Path) -> dict[s
         ax = fig.add_subplot(projection="3d")
         _scatter(ax, data, front, colour, order, three_d=True)
         ax.set_title(
-            f"{data.name}: Pareto front ({len(front)} of {len(data.records)} trials)\n"
-            + budget_title(data)
+            f"{fmt.plot_text(data.name)}: Pareto front "
+            f"({len(front)} of {len(data.records)} trials)\n" + budget_title(data)
         )
         _save(fig, out / "pareto.png")
         files["pareto"] = str(out / "pareto.png")
@@ -476,7 +475,7 @@ def _plot_pareto(data: StudyData, front: list[TrialRecord], out: Path) -> dict[s
         for ax, (a, b) in zip(axes, ((0, 1), (0, 2), (1, 2)), strict=True):
             _scatter(ax, data, front, colour, [a, b], three_d=False, legend=ax is axes[0])
         fig.suptitle(
-            f"{data.name}: pairwise projections (front of all three objectives), "
+            f"{fmt.plot_text(data.name)}: pairwise projections (front of all three objectives), "
             + budget_title(data)
         )
         _save(fig, out / "pareto_pairs.png")
@@ -485,7 +484,7 @@ def _plot_pareto(data: StudyData, front: list[TrialRecord], out: Path) -> dict[s
     fig, ax = plt.subplots(figsize=(8, 5.5))
     _scatter(ax, data, front, colour, order[:2], three_d=False, legend=True)
     ax.set_title(
-        f"{data.name}: Pareto front ({len(front)} of {len(data.records)} trials)\n"
+        f"{fmt.plot_text(data.name)}: Pareto front ({len(front)} of {len(data.records)} trials)\n"
         + budget_title(data)
     )
     _save(fig, out / "pareto.png")
@@ -513,7 +512,7 @@ def _scatter(
             seen.add("infeasible")
             ax.scatter(*xyz, marker="x", color="0.55", s=36, label=lab)
             continue
-        lab = r.label if r.label not in seen else None
+        lab = fmt.plot_text(r.label) if r.label not in seen else None
         seen.add(r.label)
         ax.scatter(*xyz, color=colour[r.label], s=46, label=lab)
         if r.number in on_front:
@@ -592,7 +591,7 @@ def _plot_curves(data: StudyData, path: Path) -> Path:
         if not pts:
             continue
         r = data.records[number]
-        lab = r.label if r.label not in seen else None
+        lab = fmt.plot_text(r.label) if r.label not in seen else None
         seen.add(r.label)
         style = "-" if r.outcome == "complete" else ":"
         ax.plot(*zip(*pts, strict=True), style, color=colour[r.label], alpha=0.8, label=lab)
