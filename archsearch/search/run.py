@@ -60,6 +60,22 @@ def _no_view(name: str, n_trials: int, settings: Settings) -> StudyView:
     return StudyView()
 
 
+def _study_url(storage: str | None, out: Path, workers: int) -> str:
+    """The study's storage URL (default: a SQLite file, or a journal for several workers, in
+    ``out``); SQLite is refused for parallel writers."""
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)
+    url = storage_url(storage or out / ("study.journal" if workers > 1 else "study.db"))
+    if workers > 1 and not is_parallel_safe(url):
+        raise ConfigError(
+            "--storage",
+            redact(url),
+            "a journal file (journal:PATH) or a database server for --workers > 1: SQLite "
+            "is not safe for parallel writers",
+        )
+    return url
+
+
 def run_search(
     space_spec: str,
     *,
@@ -111,16 +127,7 @@ def run_search(
     )
     name = study or sp.name
     out = _out_folder(out, name, force=force)
-    if storage is None:
-        out.mkdir(parents=True, exist_ok=True)
-    url = storage_url(storage or out / ("study.journal" if workers > 1 else "study.db"))
-    if workers > 1 and not is_parallel_safe(url):
-        raise ConfigError(
-            "--storage",
-            redact(url),
-            "a journal file (journal:PATH) or a database server for --workers > 1: SQLite "
-            "is not safe for parallel writers",
-        )
+    url = _study_url(storage, out, workers)
     device_list = parse_devices(devices)
     the_task = make_task(settings.task, settings.task_options, seq_len=sp.seq_len)
     with held(url):  # one process writes a SQLite study; storage failures: one line

@@ -98,7 +98,7 @@ def _usage() -> list[dict]:
     out += [
         _case("cli-worker-missing-storage", ["worker", "--study", "x"], "--storage"),
         _case("cli-worker-missing-study", ["worker", "--storage", "x.db"], "--study"),
-        _case("cli-recover-missing-storage", ["study", "recover"], "--storage"),
+        _case("cli-recover-missing-storage", ["study", "recover", "--study", "x"], "--storage"),
         _case("cli-unknown-command", ["nope"], "no such command"),
         _case("cli-typo-command", ["buidl", M], "no such command"),
         _case("cli-study-unknown-subcommand", ["study", "nope"], "no such command"),
