@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from _spaces import tiny_space
 from typer.testing import CliRunner
 
 from archsearch.cli import app
@@ -20,24 +21,13 @@ from archsearch.search.study import load_settings, open_study, settings_from
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
 
-SPACE = """\
-version: 1
-name: tinyflops
-seq_len: 32
-fixed: {vocab_size: 256, max_seq_len: 32}
-params:
-  d_model: {choices: [16, 32]}
-  n_layers: {low: 1, high: 2}
-layers:
-  mix: uniform
-  mixer:
-    softmax: {n_heads: {choices: [2]}}
-objectives:
-  - {metric: bits_per_byte, direction: minimize}
-  - {metric: flops_fwd, direction: minimize}
-task: {name: lm, options: {eval_tokens: 512}}
-train: {budget_flops: 3e8, batch_size: 4, evals: 2, halving: {eta: 2, rungs: 2}}
-"""
+SPACE = tiny_space(
+    "tinyflops",
+    heads="[2]",
+    hsm=False,
+    params_max=None,
+    train="{budget_flops: 3e8, batch_size: 4, evals: 2, halving: {eta: 2, rungs: 2}}",
+)
 
 
 def test_flops_mode_is_part_of_the_study_identity(tmp_path: Path) -> None:

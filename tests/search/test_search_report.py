@@ -8,33 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _spaces import tiny_space
 from typer.testing import CliRunner
 
 from archsearch.cli import app
 
 runner = CliRunner()
 
-TINY = """\
-version: 1
-name: tiny
-seq_len: 32
-fixed: {vocab_size: 256, max_seq_len: 32}
-params:
-  d_model: {choices: [16, 32]}
-  n_layers: {low: 1, high: 2}
-layers:
-  mix: uniform
-  mixer:
-    softmax: {n_heads: {choices: [2, 4]}}
-    hsm: {mixing: ab}
-objectives:
-  - {metric: bits_per_byte}
-  - {metric: flops_fwd, direction: minimize}
-constraints:
-  - {metric: params, max: 30000}
-task: {name: lm, options: {eval_tokens: 512}}
-train: {budget_tokens: 3072, batch_size: 4, evals: 2, halving: {eta: 2, rungs: 2}}
-"""
+TINY = tiny_space(first_direction=False)
 
 DRAWN = ("pareto.png", "hypervolume.png", "curves.png", "families.csv", "report.md")
 

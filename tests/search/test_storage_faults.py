@@ -25,6 +25,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from _spaces import tiny_space
 from typer.testing import CliRunner
 
 from archsearch.cli import app
@@ -39,24 +40,12 @@ from archsearch.search.study import TARGET, open_study, settings_from
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
 
-SPACE = """\
-version: 1
-name: tinyf
-seq_len: 32
-fixed: {vocab_size: 256, max_seq_len: 32}
-params:
-  d_model: {choices: [16, 32]}
-  n_layers: {low: 1, high: 2}
-layers:
-  mix: uniform
-  mixer:
-    softmax: {n_heads: {choices: [2, 4]}}
-objectives:
-  - {metric: bits_per_byte, direction: minimize}
-  - {metric: flops_fwd, direction: minimize}
-task: {name: lm, options: {eval_tokens: 512}}
-train: {budget_tokens: 2048, batch_size: 4, evals: 1, halving: {eta: 2, rungs: 1}}
-"""
+SPACE = tiny_space(
+    "tinyf",
+    hsm=False,
+    params_max=None,
+    train="{budget_tokens: 2048, batch_size: 4, evals: 1, halving: {eta: 2, rungs: 1}}",
+)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from _spaces import tiny_space
 from typer.testing import CliRunner
 
 from archsearch.cli import app
@@ -29,27 +30,7 @@ from archsearch.search.study import open_study, settings_from
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
 
-TINY = """\
-version: 1
-name: tiny
-seq_len: 32
-fixed: {vocab_size: 256, max_seq_len: 32}
-params:
-  d_model: {choices: [16, 32]}
-  n_layers: {low: 1, high: 2}
-layers:
-  mix: uniform
-  mixer:
-    softmax: {n_heads: {choices: [2, 3]}}
-    hsm: {mixing: ab}
-objectives:
-  - {metric: bits_per_byte, direction: minimize}
-  - {metric: flops_fwd, direction: minimize}
-constraints:
-  - {metric: params, max: 30000}
-task: {name: lm, options: {eval_tokens: 512}}
-train: {budget_tokens: 3072, batch_size: 4, evals: 2, halving: {eta: 2, rungs: 2}}
-"""
+TINY = tiny_space(heads="[2, 3]")
 
 
 def _search(tmp_path, text=TINY, name="tiny", **kw):  # type: ignore[no-untyped-def]
