@@ -10,6 +10,7 @@ import typer
 from archsearch import __version__
 from archsearch.cli import (
     build,
+    claims,
     compare,
     families,
     mixers,
@@ -59,6 +60,7 @@ app.command("scale")(profile.scale_cmd)
 app.command("train", cls=TaskHelpCommand)(train.train_cmd)
 app.command("search", cls=TaskHelpCommand)(search.search_cmd)
 app.command("compare", cls=TaskHelpCommand)(compare.compare_cmd)
+app.command("claims")(claims.claims_cmd)
 app.command("report")(report.report_cmd)
 app.command("quickstart")(quickstart.quickstart_cmd)
 study_app = typer.Typer(help=worker.STUDY_HELP, no_args_is_help=True)

@@ -181,7 +181,7 @@ def run_all(
                 continue
             if on_run is not None:
                 on_run(m.name, seed, "start")
-            res = _one_run(comp, study, m, seed, on_step)
+            res = train_one(comp, study, m, seed, on_step)
             if res.status == "interrupted":
                 return False
             if on_run is not None:
@@ -190,10 +190,11 @@ def run_all(
     return True
 
 
-def _one_run(
-    comp: Comparison, study: optuna.Study, m: Entry, seed: int, on_step: StepHook | None
+def train_one(
+    comp: Comparison, study: optuna.Study, m: Entry, seed: int, on_step: StepHook | None = None
 ) -> TrainResult:
-    """Train model ``m`` with ``seed`` and store the run as one trial."""
+    """Train model ``m`` with ``seed`` and store the run as one trial (with its evaluation
+    curve: ``[training FLOPs spent, metric]`` at step 0 and each evaluation)."""
     trial = study.ask()
     trial.set_user_attr("model", m.name)
     trial.set_user_attr("seed", seed)
@@ -216,6 +217,8 @@ def _one_run(
         ("flops_per_window", m.flops_per_window),
         ("params", res.params),
         ("train_seconds", round(res.train_seconds, 3)),
+        ("wall_seconds", round(res.wall_seconds, 3)),
+        ("curve", jsonable([[p.flops, p.metrics.get(metric)] for p in res.curve])),
     ):
         trial.set_user_attr(key, value)
     value = res.final.get(metric)
