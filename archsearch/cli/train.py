@@ -34,8 +34,9 @@ FLOPS_HELP = (
 _DATA = typer.Option(
     None,
     "--data",
-    help="lm: a text file or folder, enwik8, a WikiText-103 raw or PG-19 folder (default: "
-    "the embedded stdlib-docs corpus); scifar: the CIFAR-10 python batches.",
+    help="lm: a text file or folder, enwik8, a WikiText-103 raw or PG-19 folder, or 'stdlib' "
+    "(the standard library's source, ~12 MB) (default: the embedded stdlib-docs corpus, "
+    "'pydoc'); scifar: the CIFAR-10 python batches.",
 )
 _SEQ_LEN = typer.Option(
     None,

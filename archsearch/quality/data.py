@@ -1,14 +1,26 @@
 """Byte-level corpora for the ``lm`` task: every corpus is a train, valid and (optional) test split
 of raw bytes (1-D ``uint8`` arrays; token ids are the byte values 0-255).
 
-Formats (``load_corpus(path, fmt=...)``; ``fmt="auto"`` picks one from the path):
+Formats (``load_corpus(path, fmt=...)``; ``fmt="auto"`` picks one from the path). Two corpora are
+built in, need no download and are chosen by name (``path`` ``"pydoc"`` or ``"stdlib"``, with
+``fmt="auto"``); a file or folder literally named ``stdlib`` or ``pydoc`` is read as ``./stdlib``.
 
-``default``
-    Built in, no download: the Python standard library's documentation topics
+``default`` (``path=None`` or ``"pydoc"``)
+    The Python standard library's documentation topics
     (``pydoc_data.topics.topics``, ~79 topics, ~466 KB of English prose), values in sorted-key order
     joined by ``"\\n\\n"``, UTF-8. Train is the first ``floor(0.9 n)`` bytes, valid the rest; no
     test split. The text differs between Python versions, so ``source`` names the version and
-    ``sha256`` records which bytes were used.
+    ``sha256`` records which bytes were used. For quickstarts and runs under ~400k training tokens.
+``stdlib``
+    The Python standard library's own source: every ``*.py`` file below
+    ``sysconfig.get_paths()["stdlib"]`` whose relative path has no part in
+    :data:`STDLIB_EXCLUDED` (tests, site-packages, caches; symlinked folders are not followed),
+    sorted by relative POSIX path (~12 MB on Python 3.11). Split by whole files, interleaved so
+    every split sees every package: the i-th file goes to valid if ``i % 20 == 18``, to test if
+    ``i % 20 == 19``, else to train; each split is its files joined by ``b"\\n"``. The first load
+    writes the splits and a manifest to :func:`cache_root` ``/corpora/stdlib-<key>/`` (key: the
+    sha256 of every file's relative path, size and mtime); later loads memory-map them when the key,
+    the Python version and the folder match. An unwritable cache is only a note.
 ``text``
     One file (any bytes that are not clearly binary) or a folder: every ``*.txt`` file below it,
     sorted by relative path, joined by ``b"\\n"``. Split 90 / 5 / 5: train ``[0, floor(.9n))``,
@@ -32,7 +44,12 @@ capped is said in ``ByteCorpus.notes``. Every problem with the path or its conte
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import platform
+import shutil
+import sysconfig
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -52,6 +69,18 @@ BINARY_PROBE_BYTES = 64 * 1024  # a NUL byte in this prefix marks a file as bina
 WIKI_FILES = ("wiki.train.raw", "wiki.valid.raw", "wiki.test.raw")
 WIKI_SUBFOLDER = "wikitext-103-raw"
 PG19_SPLITS = ("train", "validation", "test")
+
+BUILTIN = ("pydoc", "stdlib")
+"""names of the built-in corpora (``load_corpus("stdlib")``); ``"pydoc"`` is the default corpus"""
+STDLIB_EXCLUDED = frozenset(
+    {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+)
+"""a stdlib file whose relative path has one of these parts is not in the ``stdlib`` corpus"""
+STDLIB_PERIOD, STDLIB_VALID_AT, STDLIB_TEST_AT = 20, 18, 19
+STDLIB_MIN_BYTES = 10_000_000  # fewer is still loaded, but said in the notes
+SPLITS = ("train", "valid", "test")
+CACHE_ENV = "ARCHSEARCH_CACHE"
+_CACHE_LAYOUT = 1  # bump when the cached files or their meaning change
 
 _EXPECTED = {
     "auto": "an existing file or folder: a text file, a folder of .txt files,"
@@ -148,6 +177,15 @@ def _corpus(
     )
 
 
+def cache_root() -> Path:
+    """Where archsearch caches derived files: ``$ARCHSEARCH_CACHE``, else
+    ``$XDG_CACHE_HOME/archsearch``, else ``~/.cache/archsearch``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "archsearch"
+
+
 def _split_90_5_5(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(data)
     a, b = n * 9 // 10, n * 95 // 100
@@ -171,6 +209,142 @@ def _default(max_bytes: int | None) -> ByteCorpus:
 def default_corpus() -> ByteCorpus:
     """The built-in corpus: Python's documentation topics, 90% train / 10% valid, no test."""
     return _default(None)
+
+
+# -- stdlib ----------------------------------------------------------------------------------------
+
+
+def stdlib_root() -> Path:
+    """The folder the ``stdlib`` corpus is read from: this Python's standard library."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def stdlib_files(root: Path | None = None) -> list[str]:
+    """The ``stdlib`` corpus's files: relative POSIX paths of the ``*.py`` files below ``root``
+    (default :func:`stdlib_root`) with no part in :data:`STDLIB_EXCLUDED`, sorted."""
+    root = stdlib_root() if root is None else root
+    out: list[str] = []
+    for folder, subfolders, names in os.walk(root):  # does not follow symlinked folders
+        subfolders[:] = [d for d in subfolders if d not in STDLIB_EXCLUDED]
+        rel = PurePosixPath(Path(folder).relative_to(root).as_posix())
+        out.extend(
+            (rel / n).as_posix() for n in names if n.endswith(".py") and Path(folder, n).is_file()
+        )
+    return sorted(out)
+
+
+def stdlib_split(index: int) -> str:
+    """The split (``"train"``, ``"valid"`` or ``"test"``) of the ``index``-th file in order."""
+    k = index % STDLIB_PERIOD
+    return "valid" if k == STDLIB_VALID_AT else "test" if k == STDLIB_TEST_AT else "train"
+
+
+def _stdlib_stat(root: Path) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime_ns) of every corpus file, in corpus order."""
+    out = []
+    for rel in stdlib_files(root):
+        st = (root / rel).stat()
+        out.append((rel, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def _stdlib_build(root: Path, entries: list[tuple[str, int, int]]) -> list[np.ndarray]:
+    """The train, valid and test bytes read from the source files."""
+    groups: dict[str, list[tuple[Path, int]]] = {s: [] for s in SPLITS}
+    for i, (rel, size, _) in enumerate(entries):
+        groups[stdlib_split(i)].append((root / rel, size))
+    return [_concat([f for f, _ in g], [n for _, n in g]) for g in groups.values()]
+
+
+def _read_cache(folder: Path, expect: dict[str, object]) -> tuple[list[np.ndarray], str] | None:
+    """The cached splits and their sha256 if ``folder`` holds a complete cache matching
+    ``expect``; None otherwise (missing, unreadable, stale or damaged)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if any(manifest.get(k) != v for k, v in expect.items()):
+            return None
+        arrays = [_map(folder / f"{s}.bin") for s in SPLITS]
+        if [len(a) for a in arrays] != [manifest["sizes"][s] for s in SPLITS]:
+            return None
+        return arrays, str(manifest["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(folder: Path, arrays: list[np.ndarray], manifest: dict[str, object]) -> str:
+    """Write the cache atomically (a temporary folder renamed into place, so no reader ever sees
+    half of one); return "" or a note saying why it was not written."""
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    tmp: Path | None = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        for split, a in zip(SPLITS, arrays, strict=True):
+            (tmp / f"{split}.bin").write_bytes(memoryview(a))
+        (tmp / "manifest.json").write_text(text, encoding="utf-8")
+        if folder.exists():  # stale or damaged (a good one would have been read): set it aside
+            aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            os.replace(folder, aside / "cache")
+            shutil.rmtree(aside, ignore_errors=True)
+        os.rename(tmp, folder)
+        tmp = None
+        return ""
+    except OSError as e:
+        try:
+            if (folder / "manifest.json").read_text(encoding="utf-8") == text:
+                return ""  # another process put the same cache in place first
+        except OSError:
+            pass
+        return f"not cached ({e.strerror or type(e).__name__}: {e.filename or folder})"
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stdlib_cached(
+    root: Path, entries: list[tuple[str, int, int]], source: str
+) -> tuple[ByteCorpus, str]:
+    """The whole ``stdlib`` corpus, from the cache when it matches ``entries`` (else read from
+    the files and cached), and "" or a note saying why it could not be cached."""
+    key = hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode()).hexdigest()
+    expect = {
+        "layout": _CACHE_LAYOUT,
+        "python": platform.python_version(),
+        "stdlib": str(root),
+        "key": key,
+    }
+    folder = cache_root() / "corpora" / f"stdlib-{key[:16]}"
+    cached = _read_cache(folder, expect)
+    if cached is not None:
+        full = _corpus("stdlib", source, *cached[0])
+        if full.sha256 == cached[1]:
+            return full, ""
+    arrays = _stdlib_build(root, entries)
+    full = _corpus("stdlib", source, *arrays)
+    sizes = dict(zip(SPLITS, map(len, arrays), strict=True))
+    manifest = {**expect, "files": len(entries), "sha256": full.sha256, "sizes": sizes}
+    return full, _write_cache(folder, arrays, manifest)
+
+
+def _stdlib(max_bytes: int | None) -> ByteCorpus:
+    root = stdlib_root()
+    entries = _stdlib_stat(root)
+    if not entries:
+        raise ConfigError(
+            "data", "stdlib", f"a built-in corpus: the .py files below {root} (there are none)"
+        )
+    source = f"Python {platform.python_version()} standard library source ({root})"
+    full, cache_note = _stdlib_cached(root, entries, source)
+    n_files = dict.fromkeys(SPLITS, 0)
+    for i in range(len(entries)):
+        n_files[stdlib_split(i)] += 1
+    counts = ", ".join(f"{n_files[s]} {s}" for s in SPLITS)
+    notes = [f"{len(entries)} .py files (tests excluded), split by file: {counts}"]
+    total = sum(full.sizes().values())
+    if total < STDLIB_MIN_BYTES:
+        notes.append(f"only {total:,} bytes (fewer than {STDLIB_MIN_BYTES:,})")
+    train, cap_note = _cap_train(full.train, max_bytes)
+    return _corpus("stdlib", source, train, full.valid, full.test, *notes, cache_note, cap_note)
 
 
 # -- text ------------------------------------------------------------------------------------------
@@ -338,7 +512,8 @@ def _detect_format(p: Path, shown: str) -> str:
 def load_corpus(
     path: str | Path | None, *, fmt: str = "auto", max_bytes: int | None = None
 ) -> ByteCorpus:
-    """Load the corpus at ``path`` (``None``: the built-in default) as train/valid/test bytes.
+    """Load the corpus at ``path`` as train/valid/test bytes; ``None`` or ``"pydoc"``: the built-in
+    default, ``"stdlib"``: the built-in standard library source (a path of that name: ``./stdlib``).
 
     ``fmt`` is one of :data:`FORMATS`; ``max_bytes`` caps the train split (PG-19: 1 GiB if None).
     """
@@ -354,6 +529,12 @@ def load_corpus(
                 "format", fmt, "'auto' when no data path is given (the default corpus)"
             )
         return _default(max_bytes)
+    if isinstance(path, str) and path in BUILTIN:
+        if fmt != "auto":
+            raise ConfigError(
+                "format", fmt, f"'auto' with the built-in corpus {path!r} (a path: ./{path})"
+            )
+        return _default(max_bytes) if path == "pydoc" else _stdlib(max_bytes)
     if not isinstance(path, (str, Path)):
         raise ConfigError(
             "data", path, "a path to a file or folder, or null for the default corpus"

@@ -1,7 +1,8 @@
 """``lm``: byte-level language modelling, judged by held-out bits per byte.
 
 Training batches are random windows of a byte corpus (:mod:`archsearch.quality.data`; the
-embedded Python standard library documentation topics by default). Evaluation uses the
+embedded Python standard library documentation topics by default, ``data: stdlib`` for the
+~12 MB standard library source). Evaluation uses the
 sliding-window protocol of :mod:`archsearch.quality.evaluate`: every held-out byte is scored once,
 with the same context under every model, so numbers of different models are comparable when they
 share one ``eval_stride``. The held-out split is ``valid`` unless ``eval_split: test`` is asked
@@ -34,8 +35,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, kw_only=True)
 class LMTaskConfig:
     data: str | None = None
-    """a text file or folder, enwik8, a WikiText-103 raw folder or a PG-19 folder; null: the
-    embedded corpus (the Python standard library's documentation topics)"""
+    """a text file or folder, enwik8, a WikiText-103 raw folder or a PG-19 folder, or a built-in
+    corpus (no download): null or ``pydoc``, the standard library's documentation topics (~466 KB,
+    quickstarts), or ``stdlib``, the standard library's source (~12 MB, runs of millions of
+    tokens); a path named stdlib is ``./stdlib``"""
     format: Literal["auto", "text", "enwik8", "wikitext103", "pg19"] = "auto"
     max_bytes: int | None = None
     """read at most this many training bytes (PG-19 reads 1 GiB of books unless set)"""
