@@ -534,7 +534,13 @@ def load_corpus(
             raise ConfigError(
                 "format", fmt, f"'auto' with the built-in corpus {path!r} (a path: ./{path})"
             )
-        return _default(max_bytes) if path == "pydoc" else _stdlib(max_bytes)
+        if path == "pydoc":
+            return _default(max_bytes)
+        try:
+            return _stdlib(max_bytes)
+        except OSError as e:  # a stdlib file vanished or cannot be read
+            reason = f"{e.strerror or type(e).__name__}: {e.filename}"
+            raise ConfigError("data", path, f"a readable standard library ({reason})") from e
     if not isinstance(path, (str, Path)):
         raise ConfigError(
             "data", path, "a path to a file or folder, or null for the default corpus"
