@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from archsearch.errors import ConfigError
 from archsearch.search.claims import report, runner
 from archsearch.search.claims.readme import readme
 from archsearch.search.claims.spec import Spec, load_spec, scale_of
@@ -102,6 +103,11 @@ def write_report(spec: Spec, root: Path) -> Path:
     """README.md and the figures from the saved records of every scale that has any."""
     recs = [report.read_records(s, scale_folder(root, n)) for n, s in spec.scales.items()]
     recs = [r for r in recs if r.results]
+    if not recs:
+        raise ConfigError(
+            "--out", str(root), "a claims report folder with saved runs (<scale>/results.csv)"
+        )
+    root.mkdir(parents=True, exist_ok=True)
     path = root / "README.md"
     path.write_text(readme(spec, recs, root))
     return path

@@ -75,8 +75,10 @@ the seeds, and its verdict follows from the interval whichever way it goes:
 A claim's rule **all** needs every counted row reproduced (one not reproduced decides it);
 **any** needs one reproduced (all not reproduced decides it); otherwise it is inconclusive.
 Every model trains with the same recipe at the same training FLOPs (equal compute: a cheaper
-model sees more tokens), and is scored on the same held-out bytes with the same evaluation
-stride, T/2 (docs/search.md, "Reports").
+model sees more tokens), and is scored on the same held-out bytes (or MQAR examples) with the
+same evaluation stride: the experiment's `eval_stride` option, else T/2 (docs/search.md,
+"Reports"). A model that scores only its last positions (PerceiverAR's latents) sets the largest
+stride the experiment can use.
 """
 
 

@@ -250,7 +250,9 @@ def claim_section(
             among = ", ".join(s.among)
             md.append(f"- `{s.name}` = **{won}**, the best mean of {among} in {s.experiment} "
                       "(chosen on the same seeds)")  # fmt: skip
-        md += ["", "| experiment | model | test | measured (95% interval) | verdict |",
+        if claim.selections:
+            md.append("")
+        md += ["| experiment | model | test | measured (95% interval) | verdict |",
                "|---|---|---|---|---|"]  # fmt: skip
         for r in results:
             mark = "" if r.row.counts else " (shown, not counted)"
@@ -290,7 +292,7 @@ def _cost_table(claim: Claim, rec: ScaleRecords, home: Path) -> list[str]:
                 f"| [{name}]({_model_link(rec, name, home)}) | {r.experiment} | {t} | {params} | "
                 f"{fmt.si(cost(r.experiment, name, 'flops_train', None))} | "
                 f"{fmt.si(cost(r.experiment, name, 'flops_fwd', None))} | "
-                f"{fmt.si(cost(r.experiment, name, 'decode_state', None))} | "
+                f"{_state(cost(r.experiment, name, 'decode_state', None))} | "
                 f"{_mean_cell(s)} |"
             )
     return lines
@@ -298,6 +300,11 @@ def _cost_table(claim: Claim, rec: ScaleRecords, home: Path) -> list[str]:
 
 def _model_link(rec: ScaleRecords, name: str, home: Path) -> str:
     return Path(os.path.relpath(rec.scale.model_path(name), home)).as_posix()
+
+
+def _state(n: float) -> str:
+    """Numbers held to decode; 0 means the model has no incremental decoder."""
+    return fmt.si(n) if n else "- (no decoder)"
 
 
 def _mean_cell(s: Any) -> str:
