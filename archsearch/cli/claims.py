@@ -24,6 +24,9 @@ def claims_cmd(
     workers: int = typer.Option(
         1, "--workers", "-w", callback=bounded(1, 64), help="Runs trained at once (processes)."
     ),
+    profile: str | None = typer.Option(
+        None, "--profile", "-p", help="Hardware preset instead of the scale's (a name or YAML)."
+    ),
     threads: int | None = typer.Option(
         None, "--threads", callback=bounded(1, 1024), help="torch CPU threads per worker."
     ),
@@ -46,7 +49,7 @@ def claims_cmd(
     from archsearch.outputs import check_writable_dir
     from archsearch.search.claims import load_spec, write_report
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, profile=profile)
     root = out or (Path("runs/claims-quick") if quick else spec.path.parent)
     check_writable_dir(root, "--out")
     if report_only:
@@ -61,7 +64,8 @@ def claims_cmd(
     else:
         typer.echo(
             f"{summary['runs_trained']} runs trained in {summary['seconds'] / 60:.1f} min "
-            f"({summary['runs_before']} were done); wrote {summary['report']}"
+            f"({summary['runs_before']} were done, {summary['runs_left']} left); "
+            f"wrote {summary['report']}"
         )
     if summary["interrupted"]:
         typer.echo("interrupted: finished runs are saved; run the same command to resume", err=True)

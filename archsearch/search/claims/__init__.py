@@ -53,17 +53,17 @@ def run_claims(
     start = time.time()
     interrupted = False
     try:
-        runner.run_units(
+        trained = runner.run_units(
             spec, scale, quick, db, todo, workers=workers, threads=threads, on_run=on_run
         )
-    except KeyboardInterrupt:
-        interrupted = True
+    except runner.Interrupted as e:
+        interrupted, trained = True, e.trained
     seconds = time.time() - start
     save_records(spec, scale_name, root, quick=quick)
     calls = runner.log_invocation(
         folder,
         {"command": command, "seconds": round(seconds, 1), "workers": workers,
-         "threads": threads, "trained": len(todo), "interrupted": interrupted,
+         "threads": threads, "trained": trained, "interrupted": interrupted,
          "quick": quick, "device": runner.device_record(scale)},
     )  # fmt: skip
     readme = write_report(spec, root)
@@ -72,7 +72,8 @@ def run_claims(
         "quick": quick,
         "interrupted": interrupted,
         "runs_before": len(done),
-        "runs_trained": len(todo),
+        "runs_trained": trained,
+        "runs_left": len(todo) - trained,
         "seconds": round(seconds, 1),
         "total_seconds": round(sum(c.get("seconds", 0) for c in calls), 1),
         "report": str(readme),

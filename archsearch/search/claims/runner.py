@@ -22,7 +22,7 @@ from archsearch.profiling.env import environment, torch_threads
 from archsearch.profiling.profiles import check_device, load_profile, resolve_profile_path
 from archsearch.quality.tasks import get_task
 from archsearch.quality.train import TrainConfig
-from archsearch.search.claims.spec import Experiment, Scale, Spec, load_spec, scale_of
+from archsearch.search.claims.spec import Experiment, Scale, Spec
 from archsearch.search.compare import (
     Comparison,
     finished_runs,
@@ -73,41 +73,46 @@ def comparison(scale: Scale, exp: Experiment, quick: bool) -> Comparison:
 
 
 def pending(spec: Spec, scale: Scale, quick: bool, db: Path) -> tuple[list[Unit], list[Unit]]:
-    """(finished, to train), checking every experiment's study against its recipe first."""
+    """(finished, to train), checking every experiment's study against its recipe first; seed
+    0 of every model comes before seed 1 of any."""
     done: list[Unit] = []
     todo: list[Unit] = []
+    finished = {}
     for exp in scale.experiments.values():
         comp = comparison(scale, exp, quick)
         study = open_compare_study(comp, db, study_name(scale, exp.name, quick))
-        finished = finished_runs(study)
-        for seed in range(comp.seeds):
+        finished[exp.name] = finished_runs(study)
+    for seed in range(seeds_of(scale, quick)):  # seed-major: a cut-short call has every model
+        for exp in scale.experiments.values():
             for m in exp.models:
-                (done if (m, seed) in finished else todo).append((exp.name, m, seed))
+                (done if (m, seed) in finished[exp.name] else todo).append((exp.name, m, seed))
     return done, todo
 
 
 # ---- one run, in whichever process does it ----
 
 _CACHE: dict[tuple[str, str, bool, str], Comparison] = {}
+"""a worker's comparisons, so a corpus is loaded once per process"""
 
 
 def train_unit(
-    spec_path: str, scale_name: str, quick: bool, db: str, unit: Unit, threads: int | None
+    scale: Scale, quick: bool, db: str, unit: Unit, threads: int | None
 ) -> tuple[Unit, str]:
     """Train one run unless the study already has it; (unit, 'done: ...' or 'skip')."""
     exp_name, model, seed = unit
-    key = (spec_path, scale_name, quick, exp_name)
+    key = (scale.name, scale.profile, quick, exp_name)
     if key not in _CACHE:
-        scale = scale_of(load_spec(spec_path), scale_name)
         _CACHE[key] = comparison(scale, scale.experiments[exp_name], quick)
     comp = _CACHE[key]
-    scale = scale_of(load_spec(spec_path), scale_name)
     study = open_compare_study(comp, Path(db), study_name(scale, exp_name, quick))
     if (model, seed) in finished_runs(study):
         return unit, "skip"
     entry = next(m for m in comp.models if m.name == model)
-    with torch_threads(threads):
-        res = train_one(comp, study, entry, seed)
+    try:
+        with torch_threads(threads):
+            res = train_one(comp, study, entry, seed)
+    except Exception as e:  # noqa: BLE001  (stored as a failed trial; the next call retries it)
+        return unit, f"failed: {type(e).__name__}: {e}"
     value = res.final.get(comp.task.metric, math.nan)
     return unit, f"{res.status}: {comp.task.metric} {value:.4f} ({res.wall_seconds:.0f} s)"
 
@@ -134,20 +139,38 @@ def run_units(
     workers: int,
     threads: int | None,
     on_run: OnRun | None = None,
-) -> None:
-    """Train ``todo`` on ``workers`` processes (1: in this process)."""
-    args = [(str(spec.path), scale.name, quick, str(db), u, threads) for u in todo]
-    if workers <= 1:
-        for a in args:
-            if on_run is not None:
-                on_run(a[4], "start")
-            unit, what = train_unit(*a)
-            if on_run is not None:
-                on_run(unit, what)
-        return
-    for unit, what in _pool_map(args, min(workers, len(args)) or 1):
+) -> int:
+    """Train ``todo`` on ``workers`` processes (1: in this process); calls ``on_run`` as runs
+    start and end, and returns how many runs it trained (finished, not skipped or failed)."""
+    args = [(scale, quick, str(db), u, threads) for u in todo]
+    trained = 0
+
+    def report(unit: Unit, what: str) -> None:
+        nonlocal trained
+        trained += what.startswith(("completed", "diverged"))
         if on_run is not None:
             on_run(unit, what)
+
+    try:
+        if workers <= 1:
+            for a in args:
+                if on_run is not None:
+                    on_run(a[3], "start")
+                report(*train_unit(*a))
+        else:
+            for unit, what in _pool_map(args, min(workers, len(args)) or 1):
+                report(unit, what)
+    except KeyboardInterrupt as e:
+        raise Interrupted(trained) from e
+    return trained
+
+
+class Interrupted(Exception):
+    """Ctrl-C (or SIGINT) during the runs; ``trained`` finished before it."""
+
+    def __init__(self, trained: int) -> None:
+        super().__init__(f"interrupted after {trained} runs")
+        self.trained = trained
 
 
 # ---- the records ----

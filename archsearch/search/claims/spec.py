@@ -10,6 +10,7 @@ file, the field path, the value and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,8 +302,8 @@ def _check_names(r: _Reader, spec: Spec) -> None:
                         )
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and check ``claims.yaml``."""
+def load_spec(path: str | Path, *, profile: str | None = None) -> Spec:
+    """Read and check ``claims.yaml``; ``profile`` replaces every scale's hardware profile."""
     p = Path(path)
     data, lines = load_yaml(p)
     r = _Reader(p, lines)
@@ -325,6 +326,9 @@ def load_spec(path: str | Path) -> Spec:
         solve_accuracy=float(solve),
     )
     _check_names(r, spec)
+    if profile is not None:
+        scales = {k: dataclasses.replace(v, profile=profile) for k, v in spec.scales.items()}
+        spec = dataclasses.replace(spec, scales=scales)
     return spec
 
 
