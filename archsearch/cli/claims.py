@@ -10,6 +10,7 @@ import typer
 
 from archsearch.cli._common import echo_json, esc, invocation, user_errors
 from archsearch.cli._usage import bounded
+from archsearch.errors import ConfigError
 
 DEFAULT_SPEC = Path("reports/claims/claims.yaml")
 
@@ -49,6 +50,12 @@ def claims_cmd(
     from archsearch.outputs import check_writable_dir
     from archsearch.search.claims import load_spec, write_report
 
+    if not spec_path.exists():
+        raise ConfigError(
+            "--spec",
+            str(spec_path),
+            "an existing claims YAML (the default is relative to a clone of the repository)",
+        )
     spec = load_spec(spec_path, profile=profile)
     root = out or (Path("runs/claims-quick") if quick else spec.path.parent)
     check_writable_dir(root, "--out")
@@ -94,21 +101,27 @@ def _run(
         rp.TimeElapsedColumn(),
         rp.TimeRemainingColumn(),
     )
-    with rp.Progress(*cols, console=Console(stderr=True), disable=quiet) as bar:
-        tid = bar.add_task("claims runs", total=None)
+    # started once every experiment is checked, so a bad spec or budget is one line, no bar
+    bar = rp.Progress(*cols, console=Console(stderr=True), disable=quiet)
+    tid = bar.add_task("claims runs", total=None)
 
-        def on_plan(done: int, todo: int) -> None:
-            bar.update(tid, total=todo, description=f"claims runs ({done} already done)")
+    def on_plan(done: int, todo: int) -> None:
+        bar.update(tid, total=todo, description=f"claims runs ({done} already done)")
+        bar.start()
 
-        def on_run(unit: tuple[str, str, int], what: str) -> None:
-            exp, model, seed = unit
-            if what == "start":
-                bar.update(tid, description=esc(f"{exp}: {model} seed {seed}"))
-                return
-            bar.advance(tid)
-            bar.console.print(esc(f"{exp}: {model} seed {seed}: {what}"))
+    def on_run(unit: tuple[str, str, int], what: str) -> None:
+        exp, model, seed = unit
+        if what == "start":
+            bar.update(tid, description=esc(f"{exp}: {model} seed {seed}"))
+            return
+        bar.advance(tid)
+        bar.console.print(esc(f"{exp}: {model} seed {seed}: {what}"))
 
+    try:
         return run_claims(
             spec, scale, root, quick=quick, workers=workers, threads=threads, command=command,
             on_run=on_run, on_plan=on_plan,
         )  # fmt: skip
+    finally:
+        if bar.live.is_started:
+            bar.stop()

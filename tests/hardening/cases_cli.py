@@ -7,6 +7,10 @@ usage errors of every command. ``{tmp}`` is the case's temporary folder."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+SPEC = str(Path(__file__).resolve().parents[2] / "reports" / "claims" / "claims.yaml")
+
 MODEL = (
     "name: tiny\nd_model: 16\nvocab_size: 256\nmax_seq_len: 32\npos_encoding: rope\n"
     "layers:\n  - {repeat: 2, mixer: {kind: softmax, n_heads: 2}}\n"
@@ -39,6 +43,8 @@ NUMERIC = [
     (["compare", M], "--seeds", ["0", "101"]),
     (["compare", M], "--lr", ["nan", "0"]),
     (["compare", M], "--batch-size", ["0"]),
+    (["claims"], "--workers", ["0", "65", "1.5"]),
+    (["claims"], "--threads", ["0", "1025"]),
     (["quickstart"], "--trials", ["0", "100001"]),
     (["quickstart"], "--seed", ["-1"]),
     (["worker", "--storage", "{tmp}/s.db", "--study", "x"], "--heartbeat", ["0", "86401"]),
@@ -62,6 +68,7 @@ COMMANDS = {
     "search": ["quickstart"],
     "compare": [M],
     "report": ["{tmp}"],
+    "claims": [],
     "quickstart": [],
     "mixers": [],
     "families": [],
@@ -99,6 +106,13 @@ def _usage() -> list[dict]:
         _case("cli-worker-missing-storage", ["worker", "--study", "x"], "--storage"),
         _case("cli-worker-missing-study", ["worker", "--storage", "x.db"], "--study"),
         _case("cli-recover-missing-storage", ["study", "recover", "--study", "x"], "--storage"),
+        _case("cli-claims-missing-spec", ["claims", "--spec", "{tmp}/none.yaml"], "--spec"),
+        _case("cli-claims-unknown-scale", ["claims", "--spec", SPEC, "--scale", "tpu"], "--scale"),
+        _case(
+            "cli-claims-report-only-empty",
+            ["claims", "--spec", SPEC, "--report-only", "-o", "{tmp}"],
+            "--out",
+        ),
         _case("cli-unknown-command", ["nope"], "no such command"),
         _case("cli-typo-command", ["buidl", M], "no such command"),
         _case("cli-study-unknown-subcommand", ["study", "nope"], "no such command"),
