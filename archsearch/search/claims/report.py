@@ -113,10 +113,17 @@ _MARKERS = "osD^v<>pPhX*d"
 
 
 def _style(models: list[str], name: str) -> tuple[Any, str]:
+    """One colour and marker per model, the same in every figure of the report: the model's
+    place among the scale's models (a task prefix such as ``mqar-`` dropped, so the MQAR
+    softmax looks like the lm softmax) picks a tab10 colour and a marker; no two models of a
+    scale share both."""
     import matplotlib.pyplot as plt
 
-    i = models.index(name) if name in models else len(models)
-    return plt.get_cmap("tab20")(i % 20), _MARKERS[i % len(_MARKERS)]
+    base = [m.split("-", 1)[1] if m.startswith("mqar-") else m for m in models]
+    key = name.split("-", 1)[1] if name.startswith("mqar-") else name
+    order = list(dict.fromkeys(base))
+    i = order.index(key) if key in order else len(order)
+    return plt.get_cmap("tab10")(i % 10), _MARKERS[i % len(_MARKERS)]
 
 
 def _curve_points(rec: ScaleRecords, exp: str, model: str) -> list[tuple[float, Any]]:
