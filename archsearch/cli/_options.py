@@ -23,6 +23,20 @@ STEPS = bounded(1, 10**9)
 LR = bounded(0, 10, integer=False, lo_open=True)
 SECONDS = bounded(0, 10**9, integer=False, lo_open=True)
 
+
+def sets_option() -> Any:
+    """``--set KEY=VALUE`` (repeatable): change a field of every model file given."""
+    import typer
+
+    return typer.Option(
+        [],
+        "--set",
+        metavar="KEY=VALUE",
+        help="Change a model field (repeatable), e.g. --set d_model=256 "
+        "--set layers.0.mixer.n_heads=8.",
+    )
+
+
 SAMPLER_HELP = "tpe (default, multi-objective TPE), nsga2, gp (logEHVI) or random."
 
 

@@ -9,6 +9,7 @@ import typer
 
 from archsearch import fmt
 from archsearch.cli._common import echo_json, esc, parse_length, user_errors
+from archsearch.cli._options import sets_option
 
 
 def _non_default(mixer_cfg: Any) -> dict[str, Any]:
@@ -231,12 +232,13 @@ def build_cmd(
         "--count/--no-count",
         help="Cross-check the analytic FLOPs with FlopCounterMode on the meta device.",
     ),
+    sets: list[str] = sets_option(),
 ) -> None:
     """Summarise a model: parameters, forward/training FLOPs, per-layer table, decode state."""
     from archsearch.errors import ConfigError
     from archsearch.model.config import load_model_config_located
 
-    cfg, locate = load_model_config_located(model)
+    cfg, locate = load_model_config_located(model, sets)
     T = parse_length(seq_len) if seq_len is not None else cfg.max_seq_len
     try:
         s = summarize(cfg, T, count=count)

@@ -25,6 +25,7 @@ from archsearch.cli._options import (
     parse_flops,
     parse_optional_count,
     parse_task_options,
+    sets_option,
 )
 from archsearch.cli._usage import bounded
 from archsearch.errors import ConfigError
@@ -79,6 +80,7 @@ def compare_cmd(
         None, "--out", "-o", help="Output folder (default runs/compare/FIRST-vs-...)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary, no progress."),
+    sets: list[str] = sets_option(),
 ) -> None:
     """Train each MODEL over several seeds at one budget (runs one after another; a re-run
     resumes); write compare.csv, runs.csv, compare.png and compare.md."""
@@ -107,6 +109,7 @@ def compare_cmd(
         seq_len=seq_len,
         train_cfg=tcfg,
         profile=prof,
+        sets=sets,
     )
     out = out or Path("runs/compare") / folder_name("-vs-".join(m.name for m in comp.models))
     check_writable_dir(out, "--out")

@@ -18,6 +18,7 @@ from archsearch.cli._common import (
     parse_length,
     user_errors,
 )
+from archsearch.cli._options import sets_option
 
 
 def parse_lengths(texts: list[str]) -> list[int]:
@@ -26,10 +27,12 @@ def parse_lengths(texts: list[str]) -> list[int]:
     return sorted(out)
 
 
-def _setup(models: list[Path], profile: str, metrics: str) -> tuple[Any, Any, set[str]]:
+def _setup(
+    models: list[Path], profile: str, metrics: str, sets: list[str]
+) -> tuple[Any, Any, set[str]]:
     from archsearch.profiling.runner import load_variants, parse_metrics
 
-    return checked_profile(profile), load_variants(models), parse_metrics(metrics)
+    return checked_profile(profile), load_variants(models, sets), parse_metrics(metrics)
 
 
 def _bytes(n: Any) -> str:
@@ -208,6 +211,7 @@ def profile_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     csv_path: Path = typer.Option(None, "--csv", help="Also write one CSV row per variant/T."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --csv file."),
+    sets: list[str] = sets_option(),
 ) -> None:
     """Parameters, FLOPs (three ways, reconciled), memory and latency of each variant."""
     from archsearch.outputs import check_writable_file, refuse_file_overwrite
@@ -218,7 +222,7 @@ def profile_cmd(
     if csv_path is not None:
         check_writable_file(csv_path, "--csv")
         refuse_file_overwrite(csv_path, "--csv", force=force)
-    prof, variants, mets = _setup(models, profile, metrics)
+    prof, variants, mets = _setup(models, profile, metrics, sets)
     lengths = parse_lengths(seq_len) if seq_len else None
     points = []
     for v in variants:
@@ -277,6 +281,7 @@ def scale_cmd(
         help="Redraw the plots, exponents.csv and summary.md of the report in this folder from "
         "its scaling.csv (and env.json), without building or measuring anything.",
     ),
+    sets: list[str] = sets_option(),
 ) -> None:
     """Sweep T for each variant: scaling.csv, log-log plots, fitted exponents, summary.md."""
     from archsearch.errors import ConfigError
@@ -298,7 +303,7 @@ def scale_cmd(
         check_writable_dir(out, "--out")
         products = ("scaling.csv", "summary.md", "exponents.csv", "env.json")
         refuse_overwrite(out, "--out", products, force=force)
-        res = _sweep(models, lengths, metrics, profile, out, fvcore, quiet=as_json)
+        res = _sweep(models, lengths, metrics, profile, out, fvcore, quiet=as_json, sets=sets)
         written = f"wrote {out}/summary.md, scaling.csv, exponents.csv, env.json"
     if as_json:
         echo_json(res)
@@ -316,6 +321,7 @@ def _sweep(
     fvcore: bool,
     *,
     quiet: bool,
+    sets: list[str],
 ) -> dict[str, Any]:
     """Profile every variant at every length, then write the report from the points."""
     from rich import progress as rp
@@ -325,7 +331,7 @@ def _sweep(
     from archsearch.profiling.report import write_report
     from archsearch.profiling.runner import LatencyBudget, profile_point
 
-    prof, variants, mets = _setup(models, profile, metrics)
+    prof, variants, mets = _setup(models, profile, metrics, sets)
     Ts = parse_lengths([lengths])
     points = []
     con = Console(stderr=True)

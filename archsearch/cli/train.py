@@ -22,6 +22,7 @@ from archsearch.cli._options import (
     parse_flops,
     parse_optional_count,
     parse_task_options,
+    sets_option,
 )
 from archsearch.cli._usage import bounded
 from archsearch.errors import ConfigError
@@ -100,6 +101,7 @@ def train_cmd(
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite a result in --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the result record as JSON."),
+    sets: list[str] = sets_option(),
 ) -> None:
     """Train MODEL on a task within a budget; write result.json, curve.csv and curve.png."""
     from archsearch.model.config import load_model_config_located
@@ -108,7 +110,7 @@ def train_cmd(
     from archsearch.quality.train import TrainConfig, check_budget_fits
     from archsearch.quality.train import train as run_training
 
-    cfg_model, _ = load_model_config_located(model)
+    cfg_model, _ = load_model_config_located(model, sets)
     prof = checked_profile(profile)
     options = _task_options(task_opts, data=data, eval_stride=eval_stride)
     if seq_len is None and not getattr(TASKS.get(task), "sets_seq_len", False):

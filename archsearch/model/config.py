@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,7 @@ from archsearch.model.families import (
     FamilyConfig,
     family_config_from_data,
 )
+from archsearch.model.overrides import apply_sets, parse_set
 from archsearch.yamlio import LineMap, line_of, load_yaml, parse_yaml
 
 
@@ -291,10 +293,24 @@ def load_model_config(path: str | Path) -> ModelConfig:
     return load_model_config_located(path)[0]
 
 
-def load_model_config_located(path: str | Path) -> tuple[ModelConfig, Locator]:
-    """Load a model YAML; the locator places later errors (e.g. a bad length) in the file."""
+def load_model_config_located(
+    path: str | Path, sets: Sequence[str] = ()
+) -> tuple[ModelConfig, Locator]:
+    """Load a model YAML, with ``--set KEY=VALUE`` changes applied (:mod:`.overrides`); the
+    locator places later errors (e.g. a bad length) in the file. An error in a field that a
+    ``--set`` changed names ``--set`` as its source instead of a line of the file."""
     data, lines = load_yaml(path)
-    return model_config_with_locator(data, source=str(path), lines=lines)
+    if not sets:
+        return model_config_with_locator(data, source=str(path), lines=lines)
+    data = apply_sets(data, sets)
+    try:
+        return model_config_with_locator(data, source=str(path), lines=lines)
+    except ConfigError as e:
+        changed = [parse_set(t)[0] for t in sets]
+        field = re.sub(r"\[(\d+)\]", r".\1", e.field)
+        if any(field == ".".join(k) or field.startswith(".".join(k) + ".") for k in changed):
+            raise e.located(source=f"{path} --set", line=0) from None
+        raise
 
 
 def parse_model_config(text: str, *, source: str = "<string>") -> ModelConfig:

@@ -9,6 +9,7 @@ would exceed the profile's budget are recorded as such, with the reason; they ne
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,13 @@ class Variant:
     locate: Any = None  # maps a ConfigError back to the YAML file and line
 
 
-def load_variants(paths: list[Path]) -> list[Variant]:
-    """Load model YAMLs; a variant is named by its ``name:`` (or file stem), made unique."""
+def load_variants(paths: list[Path], sets: Sequence[str] = ()) -> list[Variant]:
+    """Load model YAMLs (with ``--set`` changes); a variant is named by its ``name:`` (or file
+    stem), made unique."""
     out: list[Variant] = []
     seen: dict[str, int] = {}
     for p in paths:
-        cfg, locate = load_model_config_located(p)
+        cfg, locate = load_model_config_located(p, sets)
         name = cfg.name or Path(p).stem
         if name in seen:
             seen[name] += 1

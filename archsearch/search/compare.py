@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,13 +91,14 @@ def prepare(
     seq_len: int | None = None,
     train_cfg: TrainConfig,
     profile: Profile,
+    sets: Sequence[str] = (),
 ) -> Comparison:
     """Load and check every model against the task, its window length and the budget."""
     if seeds < 1:
         raise ConfigError("--seeds", seeds, "an integer >= 1")
     if not paths:
         raise ConfigError("MODEL", None, "at least one model YAML")
-    loaded = [(p, load_model_config_located(p)[0]) for p in paths]
+    loaded = [(p, load_model_config_located(p, sets)[0]) for p in paths]
     tcls = get_task(task, field="--task")
     if seq_len is None and not tcls.sets_seq_len:
         seq_len = loaded[0][1].max_seq_len

@@ -106,6 +106,10 @@ def _usage() -> list[dict]:
         _case("cli-worker-missing-storage", ["worker", "--study", "x"], "--storage"),
         _case("cli-worker-missing-study", ["worker", "--storage", "x.db"], "--study"),
         _case("cli-recover-missing-storage", ["study", "recover", "--study", "x"], "--storage"),
+        _case("cli-build-set-no-equals", ["build", M, "--set", "d_model"], "--set"),
+        _case("cli-build-set-bad-index", ["build", M, "--set", "layers.9.mlp_ratio=2"], "--set"),
+        _case("cli-train-set-bad-value", ["train", M, "--set", "d_model=-5"], "d_model"),
+        _case("cli-build-set-bad-yaml", ["build", M, "--set", "name=[x"], "--set"),
         _case("cli-claims-missing-spec", ["claims", "--spec", "{tmp}/none.yaml"], "--spec"),
         _case("cli-claims-unknown-scale", ["claims", "--spec", SPEC, "--scale", "tpu"], "--scale"),
         _case(
