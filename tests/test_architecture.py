@@ -12,8 +12,9 @@ Layering, highest to lowest (a module may import its own package or a lower rank
 ``archsearch/__init__.py`` and ``archsearch/__main__.py`` are the top-level package: exempt as
 importers, and the top-level package (``__version__``) may be imported by anyone. Its lazy
 export of the Python API (``archsearch.api`` imported inside ``__getattr__``, so ``import
-archsearch`` stays cheap) is the one function-local import outside the CLI, and no cycle edge. ``testing``
-(the conformance suites) may import ``profiling``; ``profiling`` may not import ``testing``.
+archsearch`` stays cheap) is the one function-local import outside the CLI, and no cycle edge.
+``testing`` (the conformance suites) may import ``profiling``; ``profiling`` may not import
+``testing``.
 """
 
 from __future__ import annotations

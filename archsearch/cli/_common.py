@@ -50,11 +50,18 @@ def user_errors(fn: F) -> F:
 
 
 def parse_length(text: str) -> int:
-    """'4096', '4k' (= 4096), '1m' (= 1048576); at most :data:`MAX_SEQ_LEN`."""
+    """'4096', '4k' or '4Ki' (= 4096), '1m' or '1Mi' (= 1048576): a window length counts in
+    powers of 1024 (unlike token and step counts, where k is 1000); at most
+    :data:`MAX_SEQ_LEN`."""
     t = text.strip().lower()
+    if t[-2:] in ("ki", "mi"):
+        t = t[:-1]
     mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], 1)
     body = t[:-1] if mult > 1 else t
-    allowed = f"a positive integer up to {MAX_SEQ_LEN:,} (16m), optionally with k or m"
+    allowed = (
+        f"a positive integer up to {MAX_SEQ_LEN:,} (16m), optionally with k or m, which for a "
+        "length mean 1,024 and 1,048,576 (4k = 4Ki = 4,096)"
+    )
     if not body.isdigit() or len(body) > 12:  # int() also takes '1_0', ' 1', '١'
         raise ConfigError("seq_len", text, allowed)
     value = int(body) * mult

@@ -44,14 +44,18 @@ MAX_FLOPS = 1e30
 """largest FLOP budget an option takes"""
 
 _POWERS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+_BINARY = {"ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 
 
 def _scaled(text: str) -> float:
-    """'2.5m' -> 2.5e6, '3e13' -> 3e13, '30T' -> 3e13 (powers of 1000); -1 when unreadable."""
+    """'2.5m' -> 2.5e6, '3e13' -> 3e13, '30T' -> 3e13 (powers of 1000), '4Ki' -> 4096 (powers
+    of 1024, spelled out); -1 when unreadable."""
     t = text.strip().lower().replace("_", "")
-    mult = _POWERS.get(t[-1:], 1)
+    mult, cut = _BINARY.get(t[-2:], 1), 2
+    if mult == 1:
+        mult, cut = _POWERS.get(t[-1:], 1), 1
     try:
-        value = float(t[:-1] if mult > 1 else t) * mult
+        value = float(t[:-cut] if mult > 1 else t) * mult
     except ValueError:
         return -1.0
     return value if value == value and value != float("inf") else -1.0
@@ -62,7 +66,10 @@ def parse_count(text: str, field: str) -> int:
     value = _scaled(text)
     if value < 1 or value > MAX_COUNT or value != int(value):
         raise ConfigError(
-            field, text, "a positive integer up to 1e15, optionally with k, m, g or t (x1000)"
+            field,
+            text,
+            "a positive integer up to 1e15, optionally with k, m, g or t (x1000; 1k = 1,000) "
+            "or Ki, Mi, Gi (x1024; 1Ki = 1,024)",
         )
     return int(value)
 

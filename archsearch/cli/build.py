@@ -224,7 +224,10 @@ def _layer_table(s: dict[str, Any]) -> Any:
 def build_cmd(
     model: Path = typer.Argument(..., help="Model config YAML."),
     seq_len: str = typer.Option(
-        None, "--seq-len", "-T", help="Sequence length (e.g. 4096 or 4k); default max_seq_len."
+        None,
+        "--seq-len",
+        "-T",
+        help="Sequence length: 4096, 4k or 4Ki (k = 1,024 here); default max_seq_len.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     count: bool = typer.Option(

@@ -56,7 +56,7 @@ def compare_cmd(
         None, "--budget-flops", help="Training FLOPs per run (3e13, 30T): equal compute."
     ),
     budget_tokens: str | None = typer.Option(
-        None, "--budget-tokens", help="Training tokens per run (250k, 2m): equal data."
+        None, "--budget-tokens", help="Training tokens per run (250k = 250,000): equal data."
     ),
     task: str = typer.Option("lm", "--task", "-t", help=TASKS_PLACEHOLDER + "."),
     data: str | None = typer.Option(

@@ -204,7 +204,10 @@ def profile_cmd(
     models: list[Path] = typer.Argument(..., help="Model config YAML(s)."),
     profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
     seq_len: list[str] = typer.Option(
-        None, "--seq-len", "-T", help="Length(s), e.g. 4k or 1k,4k; default each max_seq_len."
+        None,
+        "--seq-len",
+        "-T",
+        help="Length(s), e.g. 4k or 1k,4k (k = 1,024 here); default each max_seq_len.",
     ),
     metrics: str = typer.Option("flops,memory,latency", "--metrics", help="What to measure."),
     fvcore: bool = typer.Option(True, "--fvcore/--no-fvcore", help="Also count with fvcore."),

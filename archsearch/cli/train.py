@@ -74,7 +74,7 @@ def train_cmd(
     data: str | None = _DATA,
     seq_len: int | None = _SEQ_LEN,
     budget_tokens: str | None = typer.Option(
-        None, "--budget-tokens", help="Input tokens to train on (250k, 2m, ...)."
+        None, "--budget-tokens", help="Input tokens to train on (250k = 250,000; 4Ki = 4,096)."
     ),
     budget_flops: str | None = typer.Option(None, "--budget-flops", help=FLOPS_HELP),
     budget_steps: int | None = typer.Option(
@@ -115,6 +115,12 @@ def train_cmd(
     options = _task_options(task_opts, data=data, eval_stride=eval_stride)
     if seq_len is None and not getattr(TASKS.get(task), "sets_seq_len", False):
         seq_len = cfg_model.max_seq_len
+    if all(b is None for b in (budget_tokens, budget_steps, budget_flops, budget_seconds)):
+        raise ConfigError(
+            "budget",
+            allowed="one of --budget-tokens, --budget-flops, --budget-steps, --budget-seconds "
+            "(e.g. --budget-tokens 250k)",
+        )
     tcfg = TrainConfig(
         **_budgets(budget_tokens, budget_steps, budget_flops),
         budget_seconds=budget_seconds,
