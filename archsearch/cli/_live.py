@@ -145,6 +145,80 @@ class LiveView(StudyView):
         return Group(*parts)
 
 
+class PlainView(StudyView):
+    """The search's progress as plain lines on stderr, flushed as they happen: what a log file,
+    CI or a batch job gets (a live display on a non-terminal shows up only at the end). One line
+    per trial start, per quarter of its budget, per note (a rung decision, a failure) and per
+    end, and one for the study at the start and the end."""
+
+    def __init__(self, name: str, n_trials: int, settings: Any) -> None:
+        self.name, self.n_trials = name, n_trials
+        self.objectives = settings.objectives
+        self.directions = settings.directions
+        self.records: list[Any] = []
+        self.current = ""
+        self._quarter = 0
+
+    def _say(self, text: str) -> None:
+        typer.echo(text, err=True)
+
+    def __enter__(self) -> PlainView:
+        objectives = ", ".join(self.objectives)
+        self._say(f"study {self.name}: {self.n_trials} trials, objectives {objectives}")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        done = sum(r.outcome in FINISHED for r in self.records)
+        front = feasible_front(self.records, self.objectives, self.directions)
+        self._say(
+            f"study {self.name}: {done}/{self.n_trials} trials finished, {len(front)} on the front"
+        )
+
+    def load(self, study: Any) -> None:
+        before = len(self.records)
+        self.records = [
+            trial_record(t, self.objectives)
+            for t in study.get_trials(deepcopy=False)
+            if t.state.name not in ("RUNNING", "WAITING")
+        ]
+        if before == 0 and self.records:
+            self._say(f"study {self.name}: {len(self.records)} trials already finished")
+
+    def note(self, text: str) -> None:
+        self._say(text)
+
+    def trial_started(self, number: int, label: str, params: dict[str, Any]) -> None:
+        self.current, self._quarter = f"trial {number} ({label})", 0
+        self._say(f"{self.current} started")
+
+    def trial_step(self, fraction: float, loss: float) -> None:
+        quarter = min(int(fraction * 4), 3)
+        if quarter > self._quarter:
+            self._quarter = quarter
+            self._say(f"{self.current}: {25 * quarter}% of the budget, loss {loss:.4f}")
+
+    def trial_note(self, text: str) -> None:
+        self._say(f"{self.current}: {text}")
+
+    def trial_finished(self, record: Any) -> None:
+        self.records.append(record)
+        vals = ", ".join(f"{m} {_fmt(m, record.values.get(m))}" for m in self.objectives)
+        secs = "" if record.seconds is None else f" ({record.seconds:.1f} s)"
+        why = "" if record.outcome == "complete" or not record.reason else f": {record.reason}"
+        self._say(f"trial {record.number} ({record.label}) {record.outcome}{why}; {vals}{secs}")
+        self.current = ""
+
+
+def study_view(name: str, n_trials: int, settings: Any, *, quiet: bool) -> StudyView:
+    """The live display when stderr is a terminal, plain lines when it is not (a log file, a
+    pipe, CI); nothing with ``quiet`` (``--json``)."""
+    import sys
+
+    if not quiet and not sys.stderr.isatty():
+        return PlainView(name, n_trials, settings)
+    return LiveView(name, n_trials, settings, quiet=quiet)
+
+
 def _fmt(metric: str, v: Any) -> str:
     """A table cell as the metric's registry entry formats it."""
     return get_metric(metric).format(v) if is_metric(metric) else str(v)

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
-from archsearch.cli._live import LiveView, echo_report_line
+from archsearch.cli._live import echo_report_line, study_view
 from archsearch.cli._options import SAMPLER_HELP, SEED, TRIALS, parse_flops, parse_optional_count
 
 
@@ -48,7 +48,7 @@ def quickstart_cmd(
         budget_tokens=parse_optional_count(budget_tokens, "--budget-tokens"),
         budget_flops=parse_flops(budget_flops, "--budget-flops"),
         command=invocation(ctx),
-        view=lambda name, n, settings: LiveView(name, n, settings, quiet=as_json),
+        view=lambda name, n, settings: study_view(name, n, settings, quiet=as_json),
     )
     if as_json:
         echo_json(result)

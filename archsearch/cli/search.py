@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from archsearch.cli._common import PROFILE_HELP, checked_profile, echo_json, invocation, user_errors
-from archsearch.cli._live import LiveView, echo_report_line
+from archsearch.cli._live import echo_report_line, study_view
 from archsearch.cli._options import (
     SAMPLER_HELP,
     SECONDS,
@@ -183,7 +183,7 @@ def search_cmd(
         out=out,
         report=report,
         command=invocation(ctx),
-        view=lambda name, n, settings: LiveView(name, n, settings, quiet=as_json),
+        view=lambda name, n, settings: study_view(name, n, settings, quiet=as_json),
         force=force,
     )
     if report and not as_json:

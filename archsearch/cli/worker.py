@@ -7,7 +7,7 @@ import os
 import typer
 
 from archsearch.cli._common import echo_json, user_errors
-from archsearch.cli._live import LiveView
+from archsearch.cli._live import study_view
 from archsearch.cli._options import SEED, THREADS, TRIALS
 from archsearch.cli._usage import bounded
 from archsearch.errors import ConfigError
@@ -69,7 +69,7 @@ def worker_cmd(
         heartbeat=heartbeat,
         sampler=sampler,
         seed=seed,
-        view=lambda name, n, settings: LiveView(name, n, settings, quiet=as_json),
+        view=lambda name, n, settings: study_view(name, n, settings, quiet=as_json),
     )
     if as_json:
         echo_json(result)
