@@ -4,12 +4,15 @@ completion (typer's ``--install-completion`` / ``--show-completion``)."""
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 import shellingham
+import torch
 from typer.testing import CliRunner
 
 from archsearch.cli import app
+from archsearch.cli.doctor import check_devices, check_torch
 
 runner = CliRunner()
 CHECKS = [
@@ -87,3 +90,17 @@ def test_completion_completes_commands_and_options() -> None:
     assert complete("archsearch doc", 1) == ["doctor"]
     assert complete("archsearch doctor --j", 2) == ["--json"]
     assert "quickstart" in complete("archsearch q", 1)
+
+
+def test_doctor_lists_gpus_with_names_and_memory(monkeypatch) -> None:
+    """The CUDA branch, on a CPU machine: torch's CUDA queries stand in for a one-GPU host."""
+    props = types.SimpleNamespace(name="NVIDIA H200", total_memory=140 * 2**30)
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    assert check_torch()["detail"].endswith("(CUDA 12.4 build)")
+    got = check_devices()
+    assert got["status"] == "ok" and got["detail"].endswith("; cuda:0: NVIDIA H200, 140.0 GiB")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert check_devices()["status"] == "warn"
