@@ -11,6 +11,7 @@ or a mapping, a key given twice in one mapping, and a recursive alias are one-li
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,30 @@ def line_of(lines: LineMap, path: tuple[Any, ...]) -> int | None:
         if path[:n] in lines:
             return lines[path[:n]]
     return None
+
+
+def shipped_dir(kind: str) -> Path:
+    """The folder of YAML files shipped as package data: ``archsearch/data/<kind>/`` (``profiles``,
+    ``search_spaces``), found through :mod:`importlib.resources`, so an installed wheel has it."""
+    return Path(str(files("archsearch") / "data" / kind))
+
+
+def shipped_names(folder: Path) -> list[str]:
+    """The names (file stems) of the YAML files in a shipped folder, sorted."""
+    return sorted(x.stem for x in folder.glob("*.yaml"))
+
+
+def resolve_shipped(spec: str | Path, folder: Path, *, field: str, what: str) -> Path:
+    """A path that exists wins; else the name of a file shipped in ``folder`` (``cpu`` ->
+    ``folder/cpu.yaml``); else a YAML path (a missing one fails when read, naming it) or a one-line
+    error listing the shipped names (``what``: e.g. "a profile YAML path or a shipped preset")."""
+    p = Path(spec)
+    if p.exists():
+        return p
+    text = str(spec)
+    shipped = folder / f"{text}.yaml"
+    if "/" not in text and p.suffix == "" and shipped.is_file():
+        return shipped
+    if p.suffix in (".yaml", ".yml") or "/" in text:
+        return p
+    raise ConfigError(field, text, f"{what}: {', '.join(shipped_names(folder))}")

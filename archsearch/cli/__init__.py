@@ -12,6 +12,7 @@ from archsearch.cli import (
     build,
     claims,
     compare,
+    doctor,
     families,
     mixers,
     profile,
@@ -30,7 +31,7 @@ app = typer.Typer(
     cls=OneLineGroup,
     help="Architecture search and complexity profiling for efficient-attention language models.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -67,6 +68,7 @@ study_app = typer.Typer(help=worker.STUDY_HELP, no_args_is_help=True)
 study_app.command("recover")(worker.recover_cmd)
 app.add_typer(study_app, name="study")
 app.command("worker")(worker.worker_cmd)
+app.command("doctor")(doctor.doctor_cmd)
 
 
 def main() -> None:

@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 from archsearch.dataconf import MAX_BATCH, MAX_SEQ_LEN, check_int, check_number, from_dict
 from archsearch.errors import ConfigError
-from archsearch.yamlio import line_of, load_yaml
+from archsearch.yamlio import line_of, load_yaml, resolve_shipped, shipped_dir, shipped_names
 
-#: the shipped presets: ``--profile cpu`` means ``profiles/cpu.yaml`` of the repository
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+#: the shipped presets, package data (``--profile cpu`` means ``PROFILES_DIR / "cpu.yaml"``); the
+#: repository's top-level ``profiles/`` is a link to this folder
+PROFILES_DIR = shipped_dir("profiles")
 
 Device = Literal["cpu", "cuda"]
 DType = Literal["float32", "bfloat16", "float16"]
@@ -81,16 +82,17 @@ class Profile:
         return dataclasses.replace(self, **changes)
 
 
+def shipped_profiles() -> list[str]:
+    """The names of the shipped presets (``cpu``, ``h100-bf16``, ...), sorted."""
+    return shipped_names(PROFILES_DIR)
+
+
 def resolve_profile_path(spec: str | Path) -> Path:
-    """A path, or the name of a shipped preset (``cpu`` -> ``profiles/cpu.yaml``)."""
-    p = Path(spec)
-    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(spec):
-        return p
-    shipped = PROFILES_DIR / f"{spec}.yaml"
-    if shipped.exists():
-        return shipped
-    names = ", ".join(sorted(x.stem for x in PROFILES_DIR.glob("*.yaml")))
-    raise ConfigError("profile", str(spec), f"a profile YAML path or a shipped preset: {names}")
+    """A path that exists wins; else a shipped preset's name (``cpu`` -> ``PROFILES_DIR/cpu.yaml``);
+    else a YAML path (a missing one fails when read, naming it) or an error listing the presets."""
+    return resolve_shipped(
+        spec, PROFILES_DIR, field="profile", what="a profile YAML path or a shipped preset"
+    )
 
 
 def load_profile(spec: str | Path) -> Profile:

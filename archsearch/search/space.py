@@ -68,7 +68,15 @@ from archsearch.mixers import get_mixer, list_mixers
 from archsearch.model.config import ModelConfig, model_config_from_dict
 from archsearch.model.families import get_family, list_families
 from archsearch.model.hybrid import softmax_positions
-from archsearch.yamlio import LineMap, line_of, load_yaml, parse_yaml
+from archsearch.yamlio import (
+    LineMap,
+    line_of,
+    load_yaml,
+    parse_yaml,
+    resolve_shipped,
+    shipped_dir,
+    shipped_names,
+)
 
 SCHEMA_VERSION = 1
 MIXES = ("uniform", "per_layer", "hybrid")
@@ -598,15 +606,22 @@ def parse_space(text: str, *, source: str = "<string>") -> SearchSpace:
     return space_from_data(data, source=source, lines=lines)
 
 
-#: the shipped spaces: ``quickstart`` means ``search_spaces/quickstart.yaml`` of the repository
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+#: the shipped spaces, package data (``quickstart`` means ``SPACES_DIR / "quickstart.yaml"``); the
+#: repository's top-level ``search_spaces/`` is a link to this folder
+SPACES_DIR = shipped_dir("search_spaces")
+
+
+def shipped_spaces() -> list[str]:
+    """The names of the shipped search spaces (``quickstart``, ``hsm_hybrid``, ...), sorted."""
+    return shipped_names(SPACES_DIR)
 
 
 def resolve_space_path(spec: str | Path) -> Path:
-    p = Path(spec)
-    if not p.exists() and p.suffix == "" and (SPACES_DIR / f"{p.name}.yaml").exists():
-        return SPACES_DIR / f"{p.name}.yaml"
-    return p
+    """A path that exists wins; else a shipped space's name (``quickstart``); else a YAML path (a
+    missing one fails when read, naming it) or an error listing the shipped spaces."""
+    return resolve_shipped(
+        spec, SPACES_DIR, field="space", what="a search space YAML path or a shipped space"
+    )
 
 
 def check_buildable(space: SearchSpace, *, tries: int = 64, seed: int = 0) -> int:

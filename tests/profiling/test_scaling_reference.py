@@ -8,13 +8,14 @@ is what a refactor of a mixer or a counter would break.
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
-from archsearch.profiling.profiles import PROFILES_DIR, load_profile
+from archsearch.profiling.profiles import load_profile
 from archsearch.profiling.runner import LatencyBudget, Variant, load_variants, profile_point
 
-REF = PROFILES_DIR.parent / "reports" / "scaling-reference"
+REF = Path(__file__).resolve().parents[2] / "reports" / "scaling-reference"
 ANALYTIC = [
     "params",
     "params_non_embedding",
