@@ -1,0 +1,46 @@
+"""A search whose stderr is not a terminal (a log file, a pipe, CI) prints its progress as plain
+lines while it runs, not a live table that appears only at the end."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tiny_space() -> str:
+    spec = importlib.util.spec_from_file_location("_spaces", ROOT / "tests/search/_spaces.py")
+    spaces = importlib.util.module_from_spec(spec)  # the search tests' one tiny space
+    spec.loader.exec_module(spaces)
+    return spaces.tiny_space()
+
+
+def test_search_into_a_pipe_prints_a_line_per_trial_event(tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(_tiny_space())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "100"}
+    cmd = [sys.executable, "-m", "archsearch", "search", str(space), "-n", "2"]
+    proc = subprocess.Popen(
+        [*cmd, "-o", str(tmp_path / "out")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = proc.stderr.readline()  # arrives before any trial ends: nothing is held back
+    assert first.startswith("study tiny: 2 trials, objectives bits_per_byte, flops_fwd")
+    _, rest = proc.communicate(timeout=300)
+    err = first + rest
+    assert proc.returncode == 0, err
+    lines = err.splitlines()
+    assert "trial 0 (" in err and " started" in err
+    assert any(line.startswith("trial ") and "% of the budget, loss" in line for line in lines)
+    ends = [line for line in lines if line.startswith(("trial 0 (", "trial 1 (")) and "; " in line]
+    assert len(ends) == 2 and all("bits_per_byte" in line for line in ends)
+    assert lines[-1].startswith("study tiny: ") and "on the front" in lines[-1]
+    assert "\x1b[" not in err and "━" not in err  # no live-display escapes or bars
