@@ -357,9 +357,23 @@ def _sweep(
                         f"[yellow]skipped[/yellow] {esc(v.name)} at T = {T:,}: "
                         + esc(pt.row["note"])
                     )
+                elif not con.is_terminal and not quiet:  # a log gets a line per point
+                    con.print(esc(f"{v.name} T={T:,}: {_point_line(pt.row)}"), highlight=False)
                 bar.advance(task)
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     return write_report(out, points, environment(prof.device), prof.to_dict(), command)
+
+
+def _point_line(row: dict[str, Any]) -> str:
+    """What a log line says about one measured point."""
+    parts = []
+    if row.get("flops_fwd") is not None:
+        parts.append(f"forward {fmt.si(row['flops_fwd'], 'FLOP')}")
+    if isinstance(row.get("peak_memory_gib"), (int, float)):
+        parts.append(f"peak memory {fmt.binary_bytes(row['peak_memory_gib'] * 2**30)}")
+    if isinstance(row.get("latency_ms"), (int, float)):
+        parts.append(f"latency {fmt.duration_ms(row['latency_ms'])}")
+    return ", ".join(parts) or "measured"
 
 
 def _print_fits(fits: list[dict[str, Any]]) -> None:

@@ -44,3 +44,20 @@ def test_search_into_a_pipe_prints_a_line_per_trial_event(tmp_path: Path) -> Non
     assert len(ends) == 2 and all("bits_per_byte" in line for line in ends)
     assert lines[-1].startswith("study tiny: ") and "on the front" in lines[-1]
     assert "\x1b[" not in err and "━" not in err  # no live-display escapes or bars
+
+
+def test_scale_into_a_pipe_prints_a_line_per_point(tmp_path: Path) -> None:
+    model = ROOT / "models" / "tiny-softmax.yaml"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "archsearch", "scale", str(model), "-L", "128,256"]
+    res = subprocess.run(
+        [*cmd, "--metrics", "flops", "-o", str(tmp_path / "sc")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith("tiny-softmax T=128: forward ") and "MFLOP" in lines[0]
+    assert lines[1].startswith("tiny-softmax T=256: forward ")
