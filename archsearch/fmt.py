@@ -65,3 +65,10 @@ def plot_text(text: Any) -> str:
     dollar sign, not read as the start of math. Mathtext stays on for everything else (log-axis
     tick labels use it)."""
     return str(text).replace("$", r"\$")
+
+
+def legend(ax: Any, **kw: Any) -> None:
+    """``ax.legend(**kw)`` when the axes has labelled artists (matplotlib warns otherwise, e.g.
+    for a study with no finished trial)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)

@@ -190,6 +190,9 @@ def search_cmd(
         echo_report_line(summary["report"])
     if as_json:
         echo_json(summary)
+    if summary.get("common_failure") and not summary["interrupted"]:
+        typer.echo(f"error: no result: {summary['common_failure']}", err=True)
+        raise typer.Exit(code=1)
     if summary["interrupted"]:
         typer.echo(
             "interrupted: finished trials are saved; run the same command again to resume",

@@ -240,7 +240,7 @@ def plot_metric(points: list[Point], variants: list[str], metric: str, path: Pat
     what = "theoretical slope" if metric in SLOPE_FROM_THEORY else "slope 1"
     ax.set_title(f"{metric} vs T (dashed: {what}, through the last point x{REF_OFFSET})")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8)
+    fmt.legend(ax, fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

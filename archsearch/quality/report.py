@@ -121,7 +121,7 @@ def plot_curve(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], pat
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("loss (nats per scored token)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    fmt.legend(ax)
     if accuracy:
         a2 = axes[1]
         a2.plot(tokens, [r["eval_accuracy"] for r in rows], "o-")
@@ -132,7 +132,7 @@ def plot_curve(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], pat
         a2.set_ylabel("held-out accuracy")
         a2.grid(alpha=0.3)
         if baseline:
-            a2.legend()
+            fmt.legend(a2)
     fig.suptitle(fmt.plot_text(run_title(record)))
     fig.tight_layout()
     fig.savefig(path, dpi=110)

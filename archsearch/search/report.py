@@ -555,7 +555,7 @@ def _scatter(
         _scale(ax, data, axes[1], "y")
         ax.grid(True, alpha=0.3, which="both")
     if legend:
-        ax.legend(fontsize=8, loc="best")
+        fmt.legend(ax, fontsize=8, loc="best")
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -604,7 +604,7 @@ def _plot_curves(data: StudyData, path: Path) -> Path:
         f"learning curves (dotted, ▼: stopped by successive halving)\n{budget_title(data)}"
     )
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    fmt.legend(ax, fontsize=8)
     _save(fig, path)
     return path
 

@@ -106,6 +106,25 @@ def outcome_counts(trials: Sequence[Any]) -> dict[str, int]:
     return out
 
 
+def common_failure(trials: Sequence[Any]) -> str | None:
+    """When trials ended but none completed, because each was invalid, infeasible, diverged or
+    failed: one line saying so, with the most common reason; else None. A study that ends so has
+    no result, and says why once (not once per trial)."""
+    ended = [t for t in trials if t.user_attrs.get("outcome") in FINISHED]
+    bad = {"invalid", "infeasible", "diverged", "failed"}
+    if not ended or any(t.user_attrs.get("outcome") not in bad for t in ended):
+        return None
+    outcomes = "/".join(sorted({t.user_attrs["outcome"] for t in ended}))
+    reasons: dict[str, int] = {}
+    for t in ended:
+        r = str(t.user_attrs.get("reason", "")) or "no reason recorded"
+        reasons[r] = reasons.get(r, 0) + 1
+    top, k = max(reasons.items(), key=lambda kv: kv[1])
+    if len(reasons) == 1:
+        return f"all {len(ended)} trials {outcomes}: {top}"
+    return f"all {len(ended)} trials {outcomes}; the most common reason ({k}): {top}"
+
+
 def feasible_front(
     records: Sequence[TrialRecord], objectives: Sequence[str], directions: Sequence[str]
 ) -> list[TrialRecord]:

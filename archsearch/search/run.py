@@ -21,15 +21,17 @@ import optuna
 import torch
 
 from archsearch.errors import ConfigError
+from archsearch.model.config import ModelConfig
 from archsearch.outputs import check_study_folder, check_writable_dir, folder_name
 from archsearch.profiling.profiles import Profile
 from archsearch.quality.tasks import Task, make_task
+from archsearch.quality.train import TrainConfig, check_budget_fits, training_flops_per_window
 from archsearch.search.front_seeds import reseed_front
 from archsearch.search.loop import Search, SearchSummary
 from archsearch.search.observer import StudyView
 from archsearch.search.report import write_report
-from archsearch.search.results import count_finished, outcome_counts
-from archsearch.search.space import check_buildable, load_space
+from archsearch.search.results import common_failure, count_finished, outcome_counts
+from archsearch.search.space import load_space, sample_configs
 from archsearch.search.storage import (
     STORAGE_ENV,
     held,
@@ -114,7 +116,7 @@ def run_search(
     if front_seeds < 0:
         raise ConfigError("--front-seeds", front_seeds, "an integer >= 0")
     sp = load_space(space_spec)
-    check_buildable(sp)
+    models = sample_configs(sp)
     settings = settings_from(
         sp,
         task=task,
@@ -130,6 +132,8 @@ def run_search(
     url = _study_url(storage, out, workers)
     device_list = parse_devices(devices)
     the_task = make_task(settings.task, settings.task_options, seq_len=sp.seq_len)
+    options = (budget_tokens is not None, budget_flops is not None)
+    check_budget_trains(settings.train, the_task, models, options)
     with held(url):  # one process writes a SQLite study; storage failures: one line
         store = open_storage(url, exclusive=True)
         st = open_study(settings, store, name, sampler=sampler, seed=seed, n_trials=trials)
@@ -145,10 +149,36 @@ def run_search(
             result = {"study": name, "storage": redact(url), **here}
         if front_seeds and not result["interrupted"]:
             _reseed(st, settings, the_task, front_seeds, result)
+    result["common_failure"] = common_failure(st.get_trials(deepcopy=False))
     if report:
         out.mkdir(parents=True, exist_ok=True)
         result["report"] = write_report(st, out / "report", command=command)
     return result
+
+
+def check_budget_trains(
+    train: TrainConfig, task: Task, models: list[ModelConfig], options: tuple[bool, bool]
+) -> None:
+    """Before the first trial: the budget trains at least one window (tokens) and at least one
+    optimizer step of the cheapest of the space's sampled models (FLOPs), or it is one line
+    naming the option (or the space's ``train.budget_*``) and the smallest budget that works.
+    ``options``: whether the token and the FLOPs budgets came from the command line."""
+    tokens_field = "--budget-tokens" if options[0] else "train.budget_tokens"
+    field = "--budget-flops" if options[1] else "train.budget_flops"
+    try:
+        check_budget_fits(train, task)
+    except ConfigError as e:
+        raise ConfigError(tokens_field, e.value, e.allowed) from None
+    if train.budget_flops is None or not models:
+        return
+    step = min(training_flops_per_window(m, task) for m in models) * train.batch_size
+    if train.budget_flops < step:
+        raise ConfigError(
+            field,
+            f"{train.budget_flops:.4g}",
+            f"at least one optimizer step of the cheapest of the space's sampled models "
+            f"({step:.4g} FLOPs: {train.batch_size} windows of T = {task.seq_len})",
+        )
 
 
 def _out_folder(out: Path | None, name: str, *, force: bool) -> Path:

@@ -627,20 +627,27 @@ def resolve_space_path(spec: str | Path) -> Path:
 def check_buildable(space: SearchSpace, *, tries: int = 64, seed: int = 0) -> int:
     """Draw ``tries`` random trials; raise :class:`ConfigError` if none gives a valid model (a
     contradictory space). Returns how many were valid."""
+    return len(sample_configs(space, tries=tries, seed=seed))
+
+
+def sample_configs(space: SearchSpace, *, tries: int = 64, seed: int = 0) -> list[ModelConfig]:
+    """The valid models among ``tries`` random draws of the space (the up-front checks read
+    them: buildable at all, a budget that trains the cheapest of them); a :class:`ConfigError`
+    if there is none."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    ok, last = 0, None
+    ok: list[ModelConfig] = []
+    last = None
     for _ in range(tries):
         trial = study.ask()
         try:
-            build_config(trial, space)
-            ok += 1
+            ok.append(build_config(trial, space))
         except ConfigError as e:
             last = e
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    if ok == 0:
+    if not ok:
         assert last is not None
         raise ConfigError(
             "space",

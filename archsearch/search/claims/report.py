@@ -171,8 +171,7 @@ def plot_claim(claim: Claim, rec: ScaleRecords, models: list[str], path: Path) -
         ax.set_ylabel(f"held-out {runs.metric}, {better} is better")
         ax.set_title(f"{exp}: mean and 95% interval over seeds", fontsize=10)
         ax.grid(True, alpha=0.3, which="both")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        fmt.legend(ax, fontsize=7)
         if runs.lower_is_better:
             _zoom(ax, rec, exp, claim)
     fig.suptitle(fmt.plot_text(f"Claim {claim.id}: {claim.title}"), fontsize=11)
