@@ -4,7 +4,8 @@ On a small machine, two processes that each ask torch for every core make OpenMP
 for cores they do not get, and both slow down far more than the share they lose. This prints
 tokens/s of ``archsearch train`` (a fixed number of steps of one model) in five settings:
 alone with 1 thread and with all cores; two at once, each with 1 thread, each with all cores,
-and each with all cores but ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep). Ratios are taken within this one run (the machine is shared and noisy). No assertions.
+and each with all cores but ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep). Ratios are
+taken within this one run (the machine is shared and noisy). No assertions.
 
 Usage: python benchmarks/threads_corun.py [--model models/tiny-softmax.yaml] [--steps 60]
 """
