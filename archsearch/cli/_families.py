@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from archsearch.cli._tables import fit_table
+
 
 def family_rows() -> list[dict[str, Any]]:
     from archsearch.model import get_family, list_families
@@ -37,13 +39,13 @@ def print_family_table(rows: list[dict[str, Any]]) -> None:
     table = Table(title="registered model families (family: in the model YAML)", show_lines=True)
     cols = ("family", "loss on", "training", "decode", "hyper-parameters (defaults)")
     for col in cols:
-        # names stay whole (they are what users type); the rest folds
-        table.add_column(col, overflow="fold", no_wrap=col == "family")
+        # names stay whole (they are what users type); the rest wraps between words
+        table.add_column(col, no_wrap=col == "family")
     for r in rows:
         hp = "\n".join(f"{k}={v}" for k, v in r["hyperparameters"].items()) or "none"
         decode = r["decode_state"] if r["incremental_decode"] else "NOT INCREMENTAL"
         table.add_row(r["name"], r["scored_positions"], r["training_complexity"], decode, hp)
-    con.print(table)
+    con.print(fit_table(table, con))
     for r in rows:
         decode = "" if r["incremental_decode"] else f" Decoding: {r['decode_state']}."
         con.print(f"[bold]{r['name']}[/bold]: {r['summary']}. layers: {r['layers']}.{decode}")

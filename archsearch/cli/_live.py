@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from archsearch.cli._common import esc
+from archsearch.cli._tables import fit_table
 from archsearch.metrics import get_metric, is_metric
 from archsearch.search.observer import StudyView
 from archsearch.search.results import FINISHED, feasible_front, trial_record
@@ -23,6 +24,7 @@ class LiveView(StudyView):
         self.records: list[Any] = []
         self.notes: list[str] = []
         self._live: Any = None
+        self._console: Any = None
         self._bar: Any = None
         self._task_id: Any = None
         self.current = ""
@@ -34,7 +36,7 @@ class LiveView(StudyView):
         from rich.console import Console
         from rich.live import Live
 
-        con = Console(stderr=True)
+        con = self._console = Console(stderr=True)
         self._bar = rp.Progress(
             rp.TextColumn("{task.description}"),
             rp.BarColumn(),
@@ -97,6 +99,9 @@ class LiveView(StudyView):
         front = feasible_front(self.records, self.objectives, self.directions)
         return sorted(front, key=lambda r: r.number)
 
+    def _fit(self, table: Any, drop: tuple[str, ...]) -> Any:
+        return table if self._console is None else fit_table(table, self._console, drop=drop)
+
     def _render(self, final: bool = False) -> Any:
         from rich.console import Group
         from rich.table import Table
@@ -110,34 +115,37 @@ class LiveView(StudyView):
             f"{len(front)} on the front",
             title_justify="left",
         )
-        for col in ("#", "family", "outcome", *self.objectives, "params", "s", "reason"):
-            left = col in ("family", "outcome", "reason")
-            width = {"#": 3, "family": 7, "outcome": 8}.get(col, len(col))
-            width = {"min_width": width} if col != "reason" else {"max_width": 30}
-            t.add_column(col, justify="left" if left else "right", no_wrap=True, **width)
+        left = ("family", "mixers", "outcome", "reason")
+        for col in ("#", "family", "mixers", "outcome", *self.objectives, "params", "s", "reason"):
+            # values stay whole; only the reason wraps, between words
+            t.add_column(col, justify="left" if col in left else "right", no_wrap=col != "reason")
         for r in self.records[-12:]:
             style = "bold green" if r.number in on_front else None
             vals = [_fmt(m, r.values.get(m)) for m in self.objectives]
             t.add_row(
                 str(r.number),
-                esc(r.label),
+                esc(r.family),
+                esc(r.mixers),
                 esc(r.outcome),
                 *vals,
                 _fmt("params", r.metrics.get("params")),
                 "-" if r.seconds is None else f"{r.seconds:.1f}",
-                "" if r.outcome == "complete" else esc(r.reason),
+                "" if r.outcome == "complete" else esc(_short(r.reason)),
                 style=style,
             )
-        parts: list[Any] = [t]
+        parts: list[Any] = [self._fit(t, drop=("reason", "s", "params", "mixers"))]
         if front:
             f = Table(title="current Pareto front (feasible, full budget)", title_justify="left")
-            for col in ("#", "family", *self.objectives):
-                f.add_column(col, justify="left" if col == "family" else "right")
+            for col in ("#", "family", "mixers", *self.objectives):
+                f.add_column(col, justify="left" if col in left else "right", no_wrap=True)
             for r in front:
                 f.add_row(
-                    str(r.number), esc(r.label), *[_fmt(m, r.values[m]) for m in self.objectives]
+                    str(r.number),
+                    esc(r.family),
+                    esc(r.mixers),
+                    *[_fmt(m, r.values[m]) for m in self.objectives],
                 )
-            parts.append(f)
+            parts.append(self._fit(f, drop=("mixers",)))
         for n in self.notes:
             parts.append(Text(n, style="dim"))
         if not final and self._bar is not None:
@@ -205,7 +213,8 @@ class PlainView(StudyView):
         vals = ", ".join(f"{m} {_fmt(m, record.values.get(m))}" for m in self.objectives)
         secs = "" if record.seconds is None else f" ({record.seconds:.1f} s)"
         why = "" if record.outcome == "complete" or not record.reason else f": {record.reason}"
-        self._say(f"trial {record.number} ({record.label}) {record.outcome}{why}; {vals}{secs}")
+        model = f"{record.family}, {record.mixers}"
+        self._say(f"trial {record.number} ({model}) {record.outcome}{why}; {vals}{secs}")
         self.current = ""
 
 
@@ -217,6 +226,13 @@ def study_view(name: str, n_trials: int, settings: Any, *, quiet: bool) -> Study
     if not quiet and not sys.stderr.isatty():
         return PlainView(name, n_trials, settings)
     return LiveView(name, n_trials, settings, quiet=quiet)
+
+
+def _short(reason: str, most: int = 60) -> str:
+    """A reason cut to ``most`` characters at a word (the live table's last column)."""
+    if len(reason) <= most:
+        return reason
+    return reason[:most].rsplit(" ", 1)[0] + " …"
 
 
 def _fmt(metric: str, v: Any) -> str:

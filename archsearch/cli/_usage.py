@@ -17,6 +17,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from archsearch.cli._help import tidy_help
+
 try:  # typer >= 0.2x carries its own copy of click
     from typer._click import exceptions as cx
 except ImportError:  # pragma: no cover - older typer on click
@@ -184,9 +186,11 @@ def _print_help(e: cx.UsageError) -> None:
 
 
 class OneLineGroup(TyperGroup):
-    """The root command: usage errors as one line on stderr with exit status 2."""
+    """The root command: usage errors as one line on stderr with exit status 2, and help
+    texts and placeholders tidied (:func:`~archsearch.cli._help.tidy_help`) before it runs."""
 
     def main(self, args: Any = None, prog_name: Any = None, *a: Any, **kw: Any) -> Any:
+        tidy_help(self, self.context_class(self))
         standalone = kw.pop("standalone_mode", True)
         if not standalone:
             return super().main(args, prog_name, *a, standalone_mode=False, **kw)

@@ -10,6 +10,7 @@ import typer
 from archsearch import fmt
 from archsearch.cli._common import echo_json, esc, parse_length, user_errors
 from archsearch.cli._options import sets_option
+from archsearch.cli._tables import fit_table
 
 
 def _non_default(mixer_cfg: Any) -> dict[str, Any]:
@@ -130,8 +131,8 @@ def print_summary(s: dict[str, Any]) -> None:
     rf = s["receptive_field"]
     sees = "the whole window" if rf >= T else f"only {rf / T:.1%} of the window"
     con.print(f"receptive field: {rf:,} of {T:,} tokens ({sees})")
-    con.print(_flops_table(s["flops"], T))
-    con.print(_layer_table(s))
+    con.print(fit_table(_flops_table(s["flops"], T), con))
+    con.print(fit_table(_layer_table(s), con, drop=("decode state", "mixer dense")))
     if s["incremental_decode"]:
         con.print(f"decode state: {s['decode_state_numbers']:,} numbers per sequence")
     else:
@@ -195,7 +196,9 @@ def _layer_table(s: dict[str, Any]) -> Any:
         "decode state",
     ):
         left = col in ("mixer", "non-default settings")
-        lt.add_column(col, justify="left" if left else "right", overflow="fold")
+        # values stay whole: only the settings wrap, between two of them
+        wraps = col == "non-default settings"
+        lt.add_column(col, justify="left" if left else "right", no_wrap=not wraps)
     for g in _layer_groups(s["layers"]):
         r = g[0]
         exact = r["mixer_projections"] + r["mixer_core_exact"] + r["mixer_elementwise"]

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from archsearch.cli._common import echo_json, user_errors
+from archsearch.cli._tables import fit_table
 
 
 def _options(tp: Any) -> list[Any] | None:
@@ -60,7 +61,7 @@ def mixers_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the registered token mixers (and the model families): cost, decode state,
-    hyper-parameters and defaults. ``--json`` lists the mixers; ``families --json`` the families."""
+    hyper-parameters and defaults. --json lists the mixers; families --json the families."""
     rows = mixer_rows()
     if as_json:
         echo_json(rows)
@@ -71,7 +72,8 @@ def mixers_cmd(
 
     table = Table(title="registered token mixers", show_lines=True)
     for col in ("mixer", "training", "decode state", "hyper-parameters (defaults)", "what"):
-        table.add_column(col, overflow="fold", no_wrap=col == "mixer")
+        # names and hyper-parameter values stay whole; the text wraps between words
+        table.add_column(col, no_wrap=col in ("mixer", "training", "decode state"))
     for r in rows:
         hp = "\n".join(
             f"{k}={v}" + (f" ({'|'.join(map(str, r['choices'][k]))})" if k in r["choices"] else "")
@@ -80,7 +82,8 @@ def mixers_cmd(
         decode = r["decode_state"] + (" [step]" if r["incremental_decode"] else "")
         cells = (r["name"], r["training_complexity"], decode, hp, r["summary"])
         table.add_row(*(escape(c) for c in cells))
-    Console().print(table)
+    con = Console()
+    con.print(fit_table(table, con))
     typer.echo(
         "T: tokens, D: model width, W: window, G: group size, d: HSM shift, b: HSM base; "
         "[step]: incremental decoding implemented; a multiply-add = 2 FLOPs."

@@ -54,7 +54,7 @@ from archsearch.search.objective import (
     quality_objectives,
 )
 from archsearch.search.observer import Observer
-from archsearch.search.results import FINISHED, model_label
+from archsearch.search.results import FINISHED, model_label, model_mixers
 from archsearch.search.space import SearchSpace, sample
 from archsearch.search.study import Settings, jsonable
 
@@ -105,6 +105,7 @@ def run_pipeline(ctx: TrialContext, trial: optuna.Trial) -> Outcome:
     try:
         trial.set_user_attr("model", jsonable(data))
         trial.set_user_attr("label", model_label(data, mixer_label))
+        trial.set_user_attr("mixers", model_mixers(data, mixer_label))
         cand = validate(data, s.space.seq_len, ctx.task, ctx.names)
         check_budget_fits(s.train, ctx.task, cand.cfg)
     except ConfigError as e:
@@ -281,7 +282,16 @@ def rung_vectors(study: optuna.Study, number: int, rung: int) -> list[list[float
 
 
 #: what a duplicate copies from the trial whose result it reuses
-_REUSED = ("model", "label", "metrics", "fidelity", "curve", "trained_tokens", "trained_flops")
+_REUSED = (
+    "model",
+    "label",
+    "mixers",
+    "metrics",
+    "fidelity",
+    "curve",
+    "trained_tokens",
+    "trained_flops",
+)
 
 
 def reuse(study: optuna.Study, trial: optuna.Trial) -> Outcome | None:

@@ -2,8 +2,10 @@
 
 Written to the output folder:
 
-- ``trials.csv``: one row per trial (outcome, objectives, every metric, constraints, rung reached,
-  parameters, reason);
+- ``trials.csv``: one row per trial (outcome, label, model family, mixers, objectives, every
+  metric, constraints, rung reached, parameters, reason); a quality metric's column names the
+  fidelity it was measured at (``bits_per_byte@full`` for a trial trained on the full budget,
+  ``bits_per_byte@rung0`` for one stopped at rung 0), a profiled one is the metric's name;
 - ``pareto.png``: the objectives of every trained trial, coloured by family (label), the feasible
   Pareto front joined and numbered; infeasible trials as grey crosses; trials stopped by
   successive halving as faint markers at their last rung's value. Three objectives: a 3-D plot,
@@ -15,7 +17,8 @@ Written to the output folder:
   where successive halving stopped each one;
 - ``importances.csv`` and ``importances.png``: Optuna's parameter importances (PED-ANOVA, its
   default) for each objective, from the complete trials;
-- ``families.csv``: per family, how many trials, outcomes, the best quality and the lowest cost;
+- ``families.csv``: per label (model family and mixers), how many trials, outcomes, the best
+  quality and the lowest cost;
 - ``pareto/*.yaml``: the Pareto-optimal models, as model files ``archsearch build/profile/train``
   take as they are;
 - ``report.md``: all of the above tied together, with the command that made it;
@@ -57,7 +60,9 @@ from archsearch.search.results import (
     feasible_front,
     hypervolume_history,
     reference_point,
+    split_column,
     to_min,
+    trial_columns,
     trial_record,
 )
 from archsearch.search.stats import distinguishable, summarise
@@ -84,6 +89,8 @@ _NOT_METRICS = frozenset(
         "state",
         "outcome",
         "label",
+        "family",
+        "mixers",
         "feasible",
         "rung",
         "trained_tokens",
@@ -200,7 +207,8 @@ def write_report(study: optuna.Study, out: Path, *, command: str = "") -> dict[s
 def save_records(data: StudyData, study: optuna.Study, out: Path, *, command: str = "") -> None:
     """The files a report is drawn from: trials.csv, curves.csv, fidelity.csv, study.json,
     importances.csv (Optuna needs the study for them) and the Pareto-optimal models."""
-    _write_table([r.row(data.objectives) for r in data.records], out / "trials.csv")
+    rows = [r.row(data.objectives) for r in data.records]
+    _write_table(rows, out / "trials.csv", trial_columns(rows, data.objectives))
     curves = [
         {"number": n, "tokens": x, "value": y} for n, pts in data.curves.items() for x, y in pts
     ]
@@ -293,14 +301,16 @@ def is_saved_report(folder: Path) -> bool:
 
 
 def _record(row: dict[str, Any], objectives: list[str], fidelity: list[dict[str, Any]]) -> Any:
-    values = {}
-    if row.get("state") == "COMPLETE" and all(m in row for m in objectives):
-        values = {m: float(row[m]) for m in objectives}
+    # a quality metric's column names the fidelity it was measured at (bits_per_byte@rung0);
+    # a trial has each metric at one fidelity only
     metrics = {
-        k: v
+        split_column(k)[0]: v
         for k, v in row.items()
         if k not in _NOT_METRICS and not k.startswith(("constraint:", "param:"))
     }
+    values = {}
+    if row.get("state") == "COMPLETE" and all(m in metrics for m in objectives):
+        values = {m: float(metrics[m]) for m in objectives}
     return TrialRecord(
         number=int(row["number"]),
         state=str(row.get("state", "")),
@@ -320,6 +330,8 @@ def _record(row: dict[str, Any], objectives: list[str], fidelity: list[dict[str,
         train_seconds=row.get("train_seconds"),
         seconds=row.get("seconds"),
         duplicate_of=row.get("duplicate_of"),
+        family=str(row.get("family", "?")),
+        mixers=str(row.get("mixers", "?")),
     )
 
 
@@ -400,7 +412,14 @@ def draw_report(out: Path) -> dict[str, Any]:
         "out": str(out),
         "files": files,
         "front": [
-            {"number": r.number, "label": r.label, **r.values, "model": f}
+            {
+                "number": r.number,
+                "label": r.label,
+                "family": r.family,
+                "mixers": r.mixers,
+                **r.values,
+                "model": f,
+            }
             for r, f in zip(front, exported, strict=True)
         ],
         "hypervolume": hv[-1] if hv else 0.0,
@@ -628,7 +647,11 @@ def _families(data: StudyData, front: list[TrialRecord]) -> list[dict[str, Any]]
     rows = []
     for label in sorted({r.label for r in data.records}):
         rs = [r for r in data.records if r.label == label]
-        row: dict[str, Any] = {"family": label, "trials": len(rs)}
+        row: dict[str, Any] = {
+            "family": rs[0].family,
+            "mixers": "+".join(sorted({n for r in rs for n in mixer_names(r.mixers)})) or "?",
+            "trials": len(rs),
+        }
         for o in ("complete", "stopped", "infeasible", "invalid", "diverged", "failed"):
             row[o] = sum(r.outcome == o for r in rs)
         row["on_front"] = sum(r.number in on_front for r in rs)
@@ -638,6 +661,11 @@ def _families(data: StudyData, front: list[TrialRecord]) -> list[dict[str, Any]]
             row[f"best_{m}"] = (min(vals) if d == "minimize" else max(vals)) if vals else None
         rows.append(row)
     return rows
+
+
+def mixer_names(mixers: str) -> list[str]:
+    """``hsm×3+softmax×1`` -> ``['hsm', 'softmax']``: the names without the layer counts."""
+    return [m.rpartition("×")[0] or m for m in mixers.split("+") if m and m != "?"]
 
 
 def _budget(train: dict[str, Any]) -> str:
@@ -696,10 +724,10 @@ def _front_section(data: StudyData, front: list[TrialRecord], exported: list[str
         md += ["![pairwise projections](pareto_pairs.png)", ""]
     if not front:
         return [*md, "No feasible trial has finished its full budget yet.", ""]
-    hdr = ["trial", "family", *data.objectives, "params", "model file"]
+    hdr = ["trial", "family", "mixers", *data.objectives, "params", "model file"]
     md += ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     for r, f in zip(front, exported, strict=True):
-        cells = [str(r.number), r.label]
+        cells = [str(r.number), r.family, r.mixers]
         cells += [format_value(m, r.values[m]) for m in data.objectives]
         cells += [format_value("params", r.metrics.get("params")), f"`pareto/{Path(f).name}`"]
         md.append("| " + " | ".join(cells) + " |")
@@ -746,9 +774,7 @@ def _halving_section(data: StudyData) -> list[str]:
             spent = fmt.si(float(flops) * fractions[row["rung"]], "FLOP")
         else:
             spent = f"{row['tokens']:,}" if not flops else "-"
-        md.append(
-            f"| {row['rung']} | {spent} | {row['reached']} | {went_on} | {row['stopped']} |"
-        )
+        md.append(f"| {row['rung']} | {spent} | {row['reached']} | {went_on} | {row['stopped']} |")
     return [*md, "", "![learning curves](curves.png)", ""]
 
 
@@ -847,7 +873,7 @@ def seeds_section(data: StudyData, front: list[TrialRecord]) -> list[str]:
     if not points or not metrics:
         return []
     md = [f"## The front over seeds {budget_title(data)}", ""]
-    hdr = ["trial", "family", "seeds"]
+    hdr = ["trial", "family", "mixers", "seeds"]
     hdr += [f"{m} mean [95% interval]" for m in metrics] + ["distinguishable"]
     md += ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     sums = {
@@ -859,7 +885,7 @@ def seeds_section(data: StudyData, front: list[TrialRecord]) -> list[str]:
     }
     apart = [all(flags) for flags in zip(*(distinguishable(sums[m]) for m in metrics), strict=True)]
     for i, p in enumerate(points):
-        cells = [str(p.number), p.label, str(sums[metrics[0]][i].n)]
+        cells = [str(p.number), p.family, p.mixers, str(sums[metrics[0]][i].n)]
         for m in metrics:
             s = sums[m][i]
             cells.append(

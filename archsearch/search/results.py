@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from archsearch.metrics import get_metric, is_metric
+
 OUTCOMES = (
     "complete",
     "stopped",
@@ -46,7 +48,8 @@ class TrialRecord:
     outcome: str
     reason: str
     label: str
-    """family and mixer kinds, e.g. ``ecp``, ``hsm+softmax``, ``perceiver_ar``"""
+    """family and mixer kinds, e.g. ``ecp``, ``hsm+softmax``, ``perceiver_ar``: what the report
+    groups and colours trials by"""
     params: dict[str, Any]
     values: dict[str, float] = field(default_factory=dict)
     """objective metric -> value (complete trials)"""
@@ -60,24 +63,42 @@ class TrialRecord:
     model: dict[str, Any] = field(default_factory=dict)
     duplicate_of: int | None = None
     """an earlier trial with the same parameters, whose result this one reuses"""
+    family: str = ""
+    """the model family: ``decoder``, ``perceiver_ar``, ``v1_double``, ..."""
+    mixers: str = ""
+    """the stack's mixers and how many layers each has, e.g. ``hsm×3+softmax×1``, ``ecp×4``"""
 
     @property
     def feasible(self) -> bool:
         return all(v <= 0 for v in self.constraints.values())
 
+    @property
+    def measured_at(self) -> str:
+        """Where the trial's quality metrics were measured: ``full`` (the full budget, a
+        complete trial), ``rungK`` (its last rung: a stopped, diverged or failed trial) or
+        ``partial`` (no rung reached)."""
+        if self.outcome == "complete":
+            return "full"
+        return f"rung{self.fidelity[-1]['rung']}" if self.fidelity else "partial"
+
     def row(self, objectives: Sequence[str]) -> dict[str, Any]:
-        """One flat CSV row."""
+        """One flat CSV row. A quality metric's column says the fidelity it was measured at
+        (``bits_per_byte@full``, ``bits_per_byte@rung0``); a profiled one needs no training and
+        keeps its name (``flops_fwd``)."""
         row: dict[str, Any] = {
             "number": self.number,
             "state": self.state,
             "outcome": self.outcome,
             "label": self.label,
+            "family": self.family,
+            "mixers": self.mixers,
             "feasible": self.feasible,
         }
+        measured = {**self.metrics, **self.values}
         for m in objectives:
-            row[m] = self.values.get(m, self.metrics.get(m))
-        for k, v in sorted(self.metrics.items()):
-            row.setdefault(k, v)
+            row[metric_column(m, self.measured_at)] = measured.get(m)
+        for k, v in sorted(measured.items()):
+            row.setdefault(metric_column(k, self.measured_at), v)
         for k, v in sorted(self.constraints.items()):
             row[f"constraint:{k}"] = v
         last = self.fidelity[-1] if self.fidelity else None
@@ -90,6 +111,57 @@ class TrialRecord:
         row["duplicate_of"] = self.duplicate_of
         row["reason"] = self.reason
         return row
+
+
+def is_fidelity_free(metric: str) -> bool:
+    """A registered profiled metric (cost, memory, latency): measured without training, so
+    the same whatever budget a trial reached."""
+    return is_metric(metric) and get_metric(metric).kind == "profiled"
+
+
+def metric_column(metric: str, measured_at: str) -> str:
+    """The trials.csv column of ``metric`` measured at ``measured_at`` (``full``, ``rung0``,
+    ...): ``bits_per_byte@full``; a profiled metric's column is its name."""
+    return metric if is_fidelity_free(metric) else f"{metric}@{measured_at}"
+
+
+def split_column(column: str) -> tuple[str, str | None]:
+    """``bits_per_byte@rung0`` -> (``bits_per_byte``, ``rung0``); ``flops_fwd`` -> (it, None)."""
+    metric, sep, where = column.rpartition("@")
+    return (metric, where) if sep and metric else (column, None)
+
+
+#: trials.csv's leading columns, and the order of the groups after them
+_HEAD = ("number", "state", "outcome", "label", "family", "mixers", "feasible")
+_TAIL = ("rung", "trained_tokens", "train_seconds", "seconds")
+
+
+def trial_columns(rows: Sequence[dict[str, Any]], objectives: Sequence[str]) -> list[str]:
+    """The columns of trials.csv in a stable order whatever the trials' outcomes: the head,
+    the objectives (each fidelity: ``@full`` first, then the rungs), every other metric,
+    ``constraint:*``, the rung and times, ``param:*``, ``duplicate_of`` and ``reason``."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+
+    def rank(k: str) -> tuple[int, int, str, int, int]:
+        if k in _HEAD:
+            return (0, _HEAD.index(k), "", 0, 0)
+        metric, where = split_column(k)
+        at = (0, 0) if where in (None, "full") else (1, _rung_number(where))
+        if metric in objectives:
+            return (1, list(objectives).index(metric), "", *at)
+        if k in _TAIL:
+            return (4, _TAIL.index(k), "", 0, 0)
+        if k in ("duplicate_of", "reason"):
+            return (6, k == "reason", "", 0, 0)
+        group = {"constraint": 3, "param": 5}.get(k.partition(":")[0] if ":" in k else "", 2)
+        return (group, 0, metric if group == 2 else k, *at)
+
+    return sorted(keys, key=rank)
+
+
+def _rung_number(where: str) -> int:
+    digits = where.removeprefix("rung")
+    return int(digits) if digits.isdigit() else 10**9
 
 
 def count_finished(trials: Sequence[Any]) -> int:
@@ -142,6 +214,24 @@ def _mixer_kind(mixer: dict[str, Any]) -> str:
     return str(mixer["kind"])
 
 
+def model_family(model: dict[str, Any]) -> str:
+    """The model family of a model's data: ``decoder`` (the default), ``perceiver_ar``, ..."""
+    fam = model.get("family", "decoder")
+    return str(fam.get("kind", "decoder") if isinstance(fam, dict) else fam)
+
+
+def model_mixers(
+    model: dict[str, Any], mixer_label: Callable[[dict[str, Any]], str] = _mixer_kind
+) -> str:
+    """The stack's mixers and how many layers each has, by name: ``hsm×3+softmax×1``, or
+    ``softmax×2`` for a plain stack (names as :func:`model_label` gives them)."""
+    counts: dict[str, int] = {}
+    for b in model.get("layers", []):
+        name = mixer_label(b["mixer"])
+        counts[name] = counts.get(name, 0) + 1
+    return "+".join(f"{k}×{n}" for k, n in sorted(counts.items()))
+
+
 def model_label(
     model: dict[str, Any], mixer_label: Callable[[dict[str, Any]], str] = _mixer_kind
 ) -> str:
@@ -151,8 +241,7 @@ def model_label(
     ``mixer_label`` names one layer's mixer from its data: the search passes
     :func:`archsearch.mixers.mixer_label` (the config's label, e.g. ``s2attn(infer=full)``);
     the default, the kind, keeps this module free of torch."""
-    fam = model.get("family", "decoder")
-    fam = fam.get("kind", "decoder") if isinstance(fam, dict) else fam
+    fam = model_family(model)
     kinds = sorted({mixer_label(b["mixer"]) for b in model.get("layers", [])})
     mixers = "+".join(kinds)
     if fam == "decoder":
@@ -268,6 +357,8 @@ def trial_record(t: Any, objectives: Sequence[str]) -> TrialRecord:
         seconds=duration,
         model=model,
         duplicate_of=ua.get("duplicate_of"),
+        family=model_family(model) if model else "?",
+        mixers=ua.get("mixers") or (model_mixers(model) if model else "?"),
     )
 
 
