@@ -42,10 +42,16 @@ def _bytes(n: Any) -> str:
 def _ms(t: dict[str, Any] | None) -> str:
     if not t:
         return "-"
-    return (
-        f"{t['median_ms']:.3g} ms (IQR {t['iqr_ms']:.2g}, min {t['min_ms']:.3g}, "
-        f"CV {100 * t['cv']:.1f}%)"
+    d = fmt.duration_ms
+    text = (
+        f"{d(t['median_ms'])} (IQR {d(t['iqr_ms'])}, min {d(t['min_ms'])}, "
+        f"CV {100 * t['cv']:.1f}% per call"
     )
+    if t.get("estimate_cv") is not None:
+        text += f", {100 * t['estimate_cv']:.1f}% between halves" + (
+            ", unstable" if t["unstable"] else ""
+        )
+    return text + f"; {t['repeats']} calls)"
 
 
 def print_point(pt: Any, prof: Any) -> None:
@@ -212,31 +218,39 @@ def profile_cmd(
     metrics: str = typer.Option("flops,memory,latency", "--metrics", help="What to measure."),
     fvcore: bool = typer.Option(True, "--fvcore/--no-fvcore", help="Also count with fvcore."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    details: bool = typer.Option(
+        False,
+        "--details",
+        help="Also print a long table per variant and length (every FLOP counter, memory and "
+        "latency figure) and the ops a FLOP counter counted as 0.",
+    ),
     csv_path: Path = typer.Option(None, "--csv", help="Also write one CSV row per variant/T."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --csv file."),
     sets: list[str] = sets_option(),
 ) -> None:
-    """Parameters, FLOPs (three ways, reconciled), memory and latency of each variant."""
+    """Parameters, FLOPs (three ways, reconciled), memory and latency of each variant: one
+    table across variants and lengths (--details: the long tables)."""
+    from rich.console import Console
+
     from archsearch.outputs import check_writable_file, refuse_file_overwrite
     from archsearch.profiling.env import environment
     from archsearch.profiling.report import write_csv
-    from archsearch.profiling.runner import LatencyBudget, profile_point
 
     if csv_path is not None:
         check_writable_file(csv_path, "--csv")
         refuse_file_overwrite(csv_path, "--csv", force=force)
     prof, variants, mets = _setup(models, profile, metrics, sets)
     lengths = parse_lengths(seq_len) if seq_len else None
-    points = []
-    for v in variants:
-        budget = LatencyBudget()
-        for T in lengths or [v.cfg.max_seq_len]:
-            pt = profile_point(v, T, prof, mets, fvcore=fvcore, budget=budget)
-            if pt.error is not None:
-                raise pt.error  # one variant at chosen lengths: a bad length is the user's error
-            points.append(pt)
-            if not as_json:
-                print_point(pt, prof)
+    points = _measure(
+        variants,
+        lengths,
+        prof,
+        mets,
+        fvcore=fvcore,
+        quiet=as_json,
+        label="profiling",
+        stop_on_invalid=True,
+    )
     if csv_path is not None:
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         write_csv(points, csv_path)
@@ -259,8 +273,84 @@ def profile_cmd(
                 ],
             }
         )
-    elif csv_path is not None:
+        return
+    if details:
+        for pt in points:
+            print_point(pt, prof)
+    print_summary(Console(), points, prof, mets, details=details)
+    if csv_path is not None:
         typer.echo(f"wrote {csv_path}")
+
+
+def print_summary(con: Any, points: list[Any], prof: Any, mets: set[str], *, details: bool) -> None:
+    """One table across variants and lengths, then why a figure is missing, the warnings and
+    (without ``details``) how many ops a FLOP counter gave 0."""
+    con.print(summary_table(points, prof, mets))
+    for pt in points:
+        where = f"{pt.variant} at T = {pt.seq_len:,}"
+        status = pt.row.get("latency_status")
+        if status and status != "ok":
+            con.print(esc(f"{where}: latency {status}"), highlight=False)
+        if not details:
+            for w in pt.warnings:
+                con.print(f"[yellow]warning:[/yellow] {esc(where)}: {esc(w)}")
+    uncounted = {op for pt in points for op in pt.uncounted}
+    if uncounted and not details:
+        con.print(
+            f"{len(uncounted)} ops counted as 0 FLOPs by some counter (--details: which and why)",
+            highlight=False,
+        )
+
+
+def summary_table(points: list[Any], prof: Any, mets: set[str]) -> Any:
+    """Rows: (variant, T); columns: parameters, forward and training FLOPs, the training-step
+    peak memory and the forward latency with its spread (``!``: unstable, CV over 10%)."""
+    from rich import box
+    from rich.table import Table
+
+    timed = "latency" in mets
+    t = Table(
+        title=esc(f"{prof.name}: {prof.device}, {prof.dtype}, batch {prof.batch_size}"),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        caption="FLOPs: exact, per sequence; peak memory: training step (estimate)"
+        + (
+            "; latency: forward median, CV: its spread between halves of the calls (! over 10%)"
+            * timed
+        ),
+    )
+    t.add_column("variant", overflow="fold", min_width=8)
+    names = ["T", "params", "forward\nFLOPs", "training\nFLOPs"]
+    names += ["peak\nmemory"] if "memory" in mets else []
+    names += ["latency", "CV"] if timed else []
+    for name in names:  # a value is never broken; only the variant's name may fold
+        t.add_column(name, justify="right", no_wrap=True)
+    for pt in points:
+        r = pt.row
+        cells = [f"{pt.seq_len:,}", fmt.si(r["params"]), _si(r, "flops_fwd"), _si(r, "flops_train")]
+        if "memory" in mets:
+            gib = r.get("peak_memory_gib")
+            cells.append(_bytes(gib * 2**30) if isinstance(gib, (int, float)) else "-")
+        if timed:
+            cells += _latency_cells(r)
+        t.add_row(esc(pt.variant), *cells)
+    return t
+
+
+def _si(r: dict[str, Any], key: str) -> str:
+    return fmt.si(r[key]) if isinstance(r.get(key), (int, float)) else "-"
+
+
+def _latency_cells(r: dict[str, Any]) -> list[str]:
+    """The forward latency (s, ms or µs) and its CV, ``12%!`` when unstable."""
+    ms = r.get("latency_ms")
+    if not isinstance(ms, (int, float)):
+        return ["-", "-"]
+    cv = r.get("fwd_estimate_cv")
+    if not isinstance(cv, (int, float)):
+        return [fmt.duration_ms(ms), "-"]
+    return [fmt.duration_ms(ms), f"{100 * cv:.0f}%" + ("!" if r.get("fwd_unstable") else "")]
 
 
 @user_errors
@@ -327,15 +417,36 @@ def _sweep(
     sets: list[str],
 ) -> dict[str, Any]:
     """Profile every variant at every length, then write the report from the points."""
-    from rich import progress as rp
-    from rich.console import Console
-
     from archsearch.profiling.env import environment
     from archsearch.profiling.report import write_report
-    from archsearch.profiling.runner import LatencyBudget, profile_point
 
     prof, variants, mets = _setup(models, profile, metrics, sets)
     Ts = parse_lengths([lengths])
+    points = _measure(variants, Ts, prof, mets, fvcore=fvcore, quiet=quiet, label="scaling")
+    command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return write_report(out, points, environment(prof.device), prof.to_dict(), command)
+
+
+def _measure(
+    variants: list[Any],
+    lengths: list[int] | None,
+    prof: Any,
+    mets: set[str],
+    *,
+    fvcore: bool,
+    quiet: bool,
+    label: str,
+    stop_on_invalid: bool = False,
+) -> list[Any]:
+    """Every variant at every length (None: each variant's ``max_seq_len``), with progress on
+    stderr: a bar on a terminal, a line per point otherwise (a log, a pipe, CI); ``quiet``
+    leaves only skipped lengths (and no bar once done). ``stop_on_invalid``: a length a variant
+    cannot take raises its ConfigError instead of being recorded as skipped."""
+    from rich import progress as rp
+    from rich.console import Console
+
+    from archsearch.profiling.runner import LatencyBudget, profile_point
+
     points = []
     con = Console(stderr=True)
     columns = (
@@ -344,13 +455,17 @@ def _sweep(
         rp.MofNCompleteColumn(),
         rp.TimeElapsedColumn(),
     )
-    with rp.Progress(*columns, console=con, transient=quiet) as bar:
-        task = bar.add_task("scaling", total=len(variants) * len(Ts))
+    total = sum(len(lengths) if lengths else 1 for _ in variants)
+    bar_off = not con.is_terminal  # a log gets lines, not the bar's last frame
+    with rp.Progress(*columns, console=con, transient=quiet, disable=bar_off) as bar:
+        task = bar.add_task(label, total=total)
         for v in variants:
             budget = LatencyBudget()
-            for T in Ts:
+            for T in lengths or [v.cfg.max_seq_len]:
                 bar.update(task, description=f"{esc(v.name)} T={T:,}")
                 pt = profile_point(v, T, prof, mets, fvcore=fvcore, budget=budget)
+                if pt.error is not None and stop_on_invalid:
+                    raise pt.error  # one variant at chosen lengths: a bad length is the user's
                 points.append(pt)
                 if pt.status != "ok":
                     con.print(
@@ -360,8 +475,7 @@ def _sweep(
                 elif not con.is_terminal and not quiet:  # a log gets a line per point
                     con.print(esc(f"{v.name} T={T:,}: {_point_line(pt.row)}"), highlight=False)
                 bar.advance(task)
-    command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    return write_report(out, points, environment(prof.device), prof.to_dict(), command)
+    return points
 
 
 def _point_line(row: dict[str, Any]) -> str:
@@ -373,6 +487,8 @@ def _point_line(row: dict[str, Any]) -> str:
         parts.append(f"peak memory {fmt.binary_bytes(row['peak_memory_gib'] * 2**30)}")
     if isinstance(row.get("latency_ms"), (int, float)):
         parts.append(f"latency {fmt.duration_ms(row['latency_ms'])}")
+        if row.get("fwd_unstable"):
+            parts[-1] += f" (unstable: CV {100 * row['fwd_estimate_cv']:.0f}%)"
     return ", ".join(parts) or "measured"
 
 

@@ -15,7 +15,8 @@ decode     ``decode_ms``: its per-token decode median (at the model's decode lim
 
 A source is measured only when one of the names asks for it (``cost`` always: it is free). The
 timed sources build the model once, with the profile's device, dtype, batch, warm-up, repeats,
-threads and ``compile``, and time only the parts they need. ``decode_ms`` exists only for a
+threads and ``compile``, and time only the parts they need, repeating until the estimate is
+stable or ``time_budget_s`` is spent (:func:`time_model`). ``decode_ms`` exists only for a
 model that decodes token by token: asking it of another model is a :class:`ConfigError`
 (:func:`check_measurable` says so before anything is measured).
 """
@@ -35,7 +36,7 @@ from archsearch.model.families import get_family
 from archsearch.model.transformer import build_model, count_params, receptive_field
 from archsearch.profiling.memory import build_in_dtype, estimate_memory
 from archsearch.profiling.profiles import Profile
-from archsearch.profiling.timing import PARTS, LatencyResult, measure_latency
+from archsearch.profiling.timing import PARTS, UNSTABLE_CV, LatencyResult, measure_latency
 
 #: the part of :func:`measure_latency` each timed source reads
 _TIMED_PARTS: dict[Source, str] = {"latency": "forward", "decode": "decode"}
@@ -136,7 +137,9 @@ def time_model(
     cfg: ModelConfig, seq_len: int, prof: Profile, *, parts: Collection[str] = PARTS
 ) -> LatencyResult:
     """:func:`measure_latency` of a freshly built model (seed 0, in the profile's dtype on its
-    device) with the profile's batch, warm-up, repeats, threads and ``compile``; the model is
+    device) with the profile's batch, warm-up, repeats, threads and ``compile``, repeating each
+    part until its estimate is stable (estimate CV at most :data:`~.timing.UNSTABLE_CV`) or the
+    rounds have taken the profile's ``time_budget_s`` (docs/costs.md, "Latency"); the model is
     freed afterwards."""
     torch.manual_seed(0)
     model = None
@@ -153,6 +156,8 @@ def time_model(
             compile=prof.compile,
             threads=prof.threads,
             parts=parts,
+            threshold=UNSTABLE_CV,
+            max_time_s=prof.time_budget_s,
         )
     finally:
         del model

@@ -320,6 +320,9 @@ def _latency(
         row[f"{key}_ms_iqr"] = t.iqr_ms
         row[f"{key}_ms_min"] = t.min_ms
         row[f"{key}_cv"] = t.cv
+        row[f"{key}_estimate_cv"] = t.estimate_cv
+        row[f"{key}_unstable"] = t.unstable
+        row[f"{key}_calls"] = t.repeats
         if flops is not None:
             tflops = B * flops / (t.median_ms / 1e3) / 1e12
             row[f"{key}_tflops"] = tflops

@@ -2,9 +2,19 @@
 "Latency").
 
 Every measurement warms up first (lazy initialisation, allocator growth, ``torch.compile``), then
-times each repeat on its own: CUDA events around each call on a GPU (kernels launch
+times each call on its own: CUDA events around each call on a GPU (kernels launch
 asynchronously, so a host clock would time the launches), ``time.perf_counter`` on the CPU. The
 summary is the median and the interquartile range, not the mean, with every sample kept.
+
+With a ``threshold`` (what :func:`~archsearch.profiling.measure.time_model` passes: 10%), the
+repetition is adaptive: calls are timed in rounds of ``repeats``, and the estimate's spread
+``estimate_cv`` is the coefficient of variation of the medians of the first and the second half
+of all the samples so far (how much the figure moves from one half of the calls to the other; a
+slow start or a burst of contention shows, and is diluted as rounds are added). Timing stops
+after the first round with ``estimate_cv <= threshold``, or once the rounds have taken
+``max_time_s`` (the profile's ``time_budget_s``), or after ``MAX_ROUNDS`` rounds. A timing whose
+``estimate_cv`` is still above :data:`UNSTABLE_CV` is marked ``unstable``. A stable measurement
+costs what it did with a fixed ``repeats``; a noisy one gets more calls, up to the cap.
 
 What :func:`measure_latency` times (each of the ``parts`` asked for, all three by default), on
 random token ids from a fixed generator:
@@ -62,6 +72,12 @@ PARTS = ("forward", "train", "decode")
 STEP_FILL_MAX = 256
 #: real steps that fix and check the synthetic state's extrapolation (states after 2 .. 8 tokens)
 _PROBE_FIRST, _PROBE_LAST = 2, 8
+#: a timing whose estimate CV (the spread of its estimate) exceeds this is marked unstable
+UNSTABLE_CV = 0.10
+#: the most rounds of ``repeats`` calls an adaptive measurement takes
+MAX_ROUNDS = 5
+#: the host clock (seconds); a module attribute so tests can drive it
+_clock = time.perf_counter
 
 
 @dataclass
@@ -69,7 +85,10 @@ class Timing:
     """Summary of ``repeats`` timed calls (milliseconds) after ``warmup`` untimed ones.
 
     ``iqr_ms`` is q75 − q25 (linear interpolation, as numpy's default); ``cv`` is the population
-    standard deviation over the mean.
+    standard deviation over the mean of the samples (the spread of one call). ``estimate_cv``
+    is the same of the medians of the first and the second half of the samples (how much the
+    estimate moves; None with one sample); ``unstable``: ``estimate_cv`` above
+    :data:`UNSTABLE_CV`.
     """
 
     median_ms: float
@@ -80,6 +99,8 @@ class Timing:
     warmup: int
     repeats: int
     samples_ms: list[float]
+    estimate_cv: float | None = None
+    unstable: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,37 +113,82 @@ def _quantile(sorted_xs: Sequence[float], q: float) -> float:
     return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
 
 
+def _cv(xs: Sequence[float]) -> float:
+    mean = statistics.fmean(xs)
+    return statistics.pstdev(xs) / mean if mean > 0 else 0.0
+
+
+def estimate_cv(samples_ms: Sequence[float]) -> float | None:
+    """The CV of the medians of the first and the last ``n // 2`` samples (the middle one of an
+    odd count is in neither); None with fewer than two samples."""
+    half = len(samples_ms) // 2
+    if half < 1:
+        return None
+    return _cv([statistics.median(samples_ms[:half]), statistics.median(samples_ms[-half:])])
+
+
 def timing_stats(samples_ms: Sequence[float], *, warmup: int = 0) -> Timing:
     """The :class:`Timing` of these samples (a pure function, so it can be checked exactly)."""
     if not samples_ms:
         raise ValueError("no samples")
     xs = sorted(samples_ms)
-    mean = statistics.fmean(xs)
+    spread = estimate_cv(samples_ms)
     return Timing(
         median_ms=statistics.median(xs),
         iqr_ms=_quantile(xs, 0.75) - _quantile(xs, 0.25),
         min_ms=xs[0],
-        mean_ms=mean,
-        cv=statistics.pstdev(xs) / mean if mean > 0 else 0.0,
+        mean_ms=statistics.fmean(xs),
+        cv=_cv(xs),
         warmup=warmup,
         repeats=len(xs),
         samples_ms=list(samples_ms),
+        estimate_cv=spread,
+        unstable=spread is not None and spread > UNSTABLE_CV,
     )
 
 
 def time_fn(
-    fn: Callable[[], Any], *, device: str | torch.device, warmup: int, repeats: int
+    fn: Callable[[], Any],
+    *,
+    device: str | torch.device,
+    warmup: int,
+    repeats: int,
+    threshold: float | None = None,
+    max_time_s: float | None = None,
+    reset: Callable[[], Any] | None = None,
 ) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then time ``repeats`` calls one by one.
+    """Call ``fn`` ``warmup`` times untimed, then time calls one by one in rounds of ``repeats``.
+
+    Without ``threshold``: one round. With one: more rounds until the estimate CV is at most
+    ``threshold``, the rounds have taken ``max_time_s`` or there were ``MAX_ROUNDS`` (see the
+    module docstring). ``reset``: called (untimed) before every round, followed by the warm-up
+    again, for a ``fn`` that must time the same work each round (decoding the same positions).
 
     CUDA: a pair of ``torch.cuda.Event(enable_timing=True)`` around each call, read after one
-    final synchronize (GPU time between the events). Other devices: ``time.perf_counter``.
+    synchronize per round (GPU time between the events). Other devices: ``time.perf_counter``.
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
     dev = torch.device(device)
-    for _ in range(warmup):
-        fn()
+    samples: list[float] = []
+    started = _clock()
+    for rnd in range(MAX_ROUNDS if threshold is not None else 1):
+        if reset is not None:
+            reset()
+        if rnd == 0 or reset is not None:
+            for _ in range(warmup):
+                fn()
+        samples += _round(fn, dev, repeats)
+        spread = estimate_cv(samples)
+        if threshold is None or (spread is not None and spread <= threshold):
+            break
+        if max_time_s is not None and _clock() - started >= max_time_s:
+            break
+    return timing_stats(samples, warmup=warmup)
+
+
+def _round(fn: Callable[[], Any], dev: torch.device, repeats: int) -> list[float]:
+    """``repeats`` calls of ``fn``, each timed on its own (ms)."""
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
         events = [
@@ -134,14 +200,13 @@ def time_fn(
             fn()
             end.record()
         torch.cuda.synchronize(dev)
-        samples = [start.elapsed_time(end) for start, end in events]
-    else:
-        samples = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            samples.append((time.perf_counter() - t0) * 1e3)
-    return timing_stats(samples, warmup=warmup)
+        return [start.elapsed_time(end) for start, end in events]
+    samples = []
+    for _ in range(repeats):
+        t0 = _clock()
+        fn()
+        samples.append((_clock() - t0) * 1e3)
+    return samples
 
 
 @dataclass
@@ -180,6 +245,8 @@ def measure_latency(
     threads: int | None = None,
     seed: int = 0,
     parts: Collection[str] = PARTS,
+    threshold: float | None = None,
+    max_time_s: float | None = None,
 ) -> LatencyResult:
     """Time the forward pass, a training step and (if ``decode`` and the model can) per-token
     decoding of ``model`` (a :class:`~archsearch.model.transformer.LanguageModel`).
@@ -187,8 +254,9 @@ def measure_latency(
     ``parts``: which of ``forward``, ``train`` and ``decode`` to time (default: all three); the
     others are None in the result. ``compile``: ``torch.compile`` the forward and the loss (the
     warm-up absorbs compilation). ``threads``: torch's CPU threads for the measurement (restored
-    afterwards); None keeps the current setting. See the module docstring for what is timed and
-    how the decode state is filled.
+    afterwards); None keeps the current setting. ``threshold``/``max_time_s``: adaptive
+    repetition of each part (:func:`time_fn`); None: exactly ``repeats`` calls. See the module
+    docstring for what is timed and how the decode state is filled.
     """
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -201,20 +269,19 @@ def measure_latency(
             gen = torch.Generator().manual_seed(seed)
             idx = torch.randint(0, model.cfg.vocab_size, (batch, seq_len), generator=gen).to(dev)
             fwd = train = dec = context = fill = None
+            how = _How(dev, warmup, repeats, threshold, max_time_s)
             if "forward" in parts:
                 forward = torch.compile(model) if compile else model
                 model.eval()
                 with torch.no_grad():
-                    fwd = time_fn(lambda: forward(idx), device=dev, warmup=warmup, repeats=repeats)
+                    fwd = how.time(lambda: forward(idx))
             if "train" in parts:
                 loss_fn = torch.compile(model.loss) if compile else model.loss
                 model.train()
-                train = _time_train(model, loss_fn, idx, dev, warmup, repeats)
+                train = _time_train(model, loss_fn, idx, how)
             if "decode" in parts and decode and model.can_decode():
                 model.eval()
-                dec, context, fill = _time_decode(
-                    model, seq_len, batch, dtype, dev, warmup, repeats
-                )
+                dec, context, fill = _time_decode(model, seq_len, batch, dtype, how)
             return LatencyResult(
                 forward=fwd,
                 train_step=train,
@@ -232,13 +299,40 @@ def measure_latency(
             model.train(was_training)
 
 
+@dataclass
+class _How:
+    """How every part is timed: device, warm-up, repeats and the adaptive stop."""
+
+    dev: torch.device
+    warmup: int
+    repeats: int
+    threshold: float | None
+    max_time_s: float | None
+
+    def time(
+        self,
+        fn: Callable[[], Any],
+        *,
+        warmup: int | None = None,
+        repeats: int | None = None,
+        reset: Callable[[], Any] | None = None,
+    ) -> Timing:
+        return time_fn(
+            fn,
+            device=self.dev,
+            warmup=self.warmup if warmup is None else warmup,
+            repeats=self.repeats if repeats is None else repeats,
+            threshold=self.threshold,
+            max_time_s=self.max_time_s,
+            reset=reset,
+        )
+
+
 def _time_train(
     model: nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     idx: torch.Tensor,
-    dev: torch.device,
-    warmup: int,
-    repeats: int,
+    how: _How,
 ) -> Timing:
     """forward + loss + backward + AdamW step + zero_grad; the optimizer (and its state) lives
     only here, so it is freed before decoding is timed."""
@@ -250,7 +344,7 @@ def _time_train(
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return time_fn(train_step, device=dev, warmup=warmup, repeats=repeats)
+    return how.time(train_step)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,17 +357,17 @@ def _time_decode(
     seq_len: int,
     batch: int,
     dtype: torch.dtype,
-    dev: torch.device,
-    warmup: int,
-    repeats: int,
+    how: _How,
 ) -> tuple[Timing, int, str]:
-    """Per-token ``step`` latency over the last tokens of the window; (timing, context, fill)."""
+    """Per-token ``step`` latency over the last tokens of the window; (timing, context, fill).
+    Every round decodes the same positions again, from a fresh state."""
     limit = model.decode_limit()
     context = seq_len if limit is None else min(seq_len, limit)
-    repeats = min(repeats, context)
-    warmup = min(warmup, context - repeats)
+    repeats = min(how.repeats, context)
+    warmup = min(how.warmup, context - repeats)
     start = context - repeats - warmup
     gen = torch.Generator().manual_seed(1)
+    dev = how.dev
     state, fill = decode_state_at(model, start, batch, dtype, dev, check_len=context)
     tokens = torch.randint(0, model.cfg.vocab_size, (repeats + warmup, batch, 1), generator=gen)
     tokens = tokens.to(dev)
@@ -283,7 +377,12 @@ def _time_decode(
         _, box[0] = model.step(tokens[box[1]], box[0])
         box[1] += 1
 
-    return time_fn(one_token, device=dev, warmup=warmup, repeats=repeats), context, fill
+    def fresh() -> None:  # the first round starts from the state built above
+        if box[1]:
+            box[:] = [decode_state_at(model, start, batch, dtype, dev, check_len=context)[0], 0]
+
+    timing = how.time(one_token, warmup=warmup, repeats=repeats, reset=fresh)
+    return timing, context, fill
 
 
 def decode_state_at(

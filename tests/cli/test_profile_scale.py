@@ -222,11 +222,17 @@ def test_profile_json_reports_three_counters_memory_and_latency(
     assert _rows(csv_path)[0]["variant"] == "soft"
 
 
-def test_profile_table_output(tmp_path: Path, models: list[Path]) -> None:
-    r = runner.invoke(app, ["profile", str(models[1]), "-T", "64", "--metrics", "flops,memory"])
+def test_profile_details_prints_the_long_tables(tmp_path: Path, models: list[Path]) -> None:
+    args = ["profile", str(models[1]), "-T", "64", "--metrics", "flops,memory"]
+    r = runner.invoke(app, [*args, "--details"])
     assert r.exit_code == 0, r.output
-    for text in ("hsm at T = 64", "FlopCounterMode", "fvcore", "training-step peak", "counted 0"):
-        assert text in r.output
+    long = ("hsm at T = 64", "FlopCounterMode", "fvcore", "training-step peak", "counted 0 by")
+    for text in long:
+        assert text in r.stdout
+    r = runner.invoke(app, args)  # without --details: the one summary table only
+    assert r.exit_code == 0, r.output
+    assert not any(text in r.stdout for text in long)
+    assert "hsm" in r.stdout and "--details" in r.stdout
 
 
 @pytest.mark.parametrize(
