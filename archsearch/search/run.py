@@ -132,6 +132,7 @@ def run_search(
     url = _study_url(storage, out, workers)
     device_list = parse_devices(devices)
     the_task = make_task(settings.task, settings.task_options, seq_len=sp.seq_len)
+    models = models_for_task(models, the_task, sp.source)
     options = (budget_tokens is not None, budget_flops is not None)
     check_budget_trains(settings.train, the_task, models, options)
     with held(url):  # one process writes a SQLite study; storage failures: one line
@@ -154,6 +155,26 @@ def run_search(
         out.mkdir(parents=True, exist_ok=True)
         result["report"] = write_report(st, out / "report", command=command)
     return result
+
+
+def models_for_task(models: list[ModelConfig], task: Task, source: str | None) -> list[ModelConfig]:
+    """The sampled models that can run the task (vocabulary, window); if none can, the task
+    settings contradict the space: one line with the first model's reason, before any trial."""
+    ok, first = [], None
+    for m in models:
+        try:
+            task.check_model(m)
+            ok.append(m)
+        except ConfigError as e:
+            first = first or e
+    if not ok and first is not None:
+        raise ConfigError(
+            f"task ({first.field})",
+            first.value,
+            f"{first.allowed} for some model of the space (none of {len(models)} sampled does)",
+            source=source,
+        )
+    return ok
 
 
 def check_budget_trains(

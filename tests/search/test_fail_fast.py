@@ -61,3 +61,20 @@ def test_common_failure_reads_the_outcomes() -> None:
     two = common_failure([_t("invalid", "a"), _t("failed", "b"), _t("failed", "b")])
     assert two == "all 3 trials failed/invalid; the most common reason (2): b"
     assert common_failure([_t("interrupted", "ctrl-c")]) is None  # not finished: run again
+
+
+def test_task_settings_no_model_of_the_space_can_meet_are_one_line(tmp_path: Path) -> None:
+    text = (
+        tiny_space()
+        .replace("task: {name: lm, options: {eval_tokens: 512}}", "task: {name: mqar, options: "
+                 "{vocab_size: 512}}")  # fmt: skip
+        .replace("metric: bits_per_byte, direction: minimize", "metric: accuracy, "
+                 "direction: maximize")  # fmt: skip
+    )
+    space = tmp_path / "space.yaml"
+    space.write_text(text)
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["search", str(space), "-n", "2", "-o", str(out)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "task (vocab_size): got 256; allowed: >= 512" in res.output
+    assert "for some model of the space" in res.output and not (out / "study.db").exists()
