@@ -299,4 +299,4 @@ def test_quick_claims_cli_on_the_committed_spec(tmp_path: Path) -> None:
     readme = (out / "README.md").read_text()
     for i in range(1, 7):
         assert f"## Claim {i}:" in readme
-    assert len(_rows(out / "results.csv")) == 18 + 4 + 4
+    assert len(_rows(out / "results.csv")) == 18 + 4 + 3

@@ -122,7 +122,14 @@ def _pool_map(args: list[tuple[Any, ...]], workers: int) -> Iterator[tuple[Unit,
 
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, maxtasksperchild=None) as pool:
-        yield from pool.imap_unordered(_star_train, args)
+        results = pool.imap_unordered(_star_train, args)
+        for _ in args:
+            while True:  # a bounded wait, so Ctrl-C (SIGINT) reaches this process mid-run
+                try:
+                    yield results.next(timeout=0.5)
+                    break
+                except mp.TimeoutError:
+                    continue
 
 
 def _star_train(args: tuple[Any, ...]) -> tuple[Unit, str]:
