@@ -31,7 +31,7 @@ def _train(
         env["OMP_WAIT_POLICY"] = wait
     cmd = [
         sys.executable, "-m", "archsearch", "train", model, "--budget-steps", str(steps),
-        "--evals", "0", "--json", "-o", str(out), "--force",
+        "--evals", "1", "--json", "-o", str(out), "--force",
     ]  # fmt: skip
     pipe, null = subprocess.PIPE, subprocess.DEVNULL
     return subprocess.Popen(cmd, env=env, stdout=pipe, stderr=null, text=True)

@@ -27,6 +27,15 @@ def _setting(spec: Spec, rec: ScaleRecords) -> list[str]:
         f"- wall time: {total / 60:.1f} min over {len(calls)} call(s) of the command "
         f"({', '.join(str(c.get('workers')) + ' worker(s)' for c in calls[-1:])}); "
         f"{len(rec.results)} finished runs",
+        *[
+            f"  - call {i + 1}: {c.get('seconds', 0) / 60:.1f} min, {c.get('trained')} runs; "
+            f"{c['note']}"
+            for i, c in enumerate(calls)
+            if c.get("note")
+        ],
+        f"- the finished runs' own wall times add up to {_run_minutes(rec):.1f} min, "
+        f"{_run_minutes(rec) / max(1, _workers(calls)):.1f} min on {_workers(calls)} worker(s): "
+        "about what a regeneration costs when nothing else shares the machine (some runs here did share it)",
         f"- seeds: 0..{_seeds(rec) - 1} per model (each sets the initialisation and the data "
         "order; the same seed is the same data order for every model)",
     ]
@@ -47,6 +56,14 @@ def _setting(spec: Spec, rec: ScaleRecords) -> list[str]:
             f"{len(e.models)} |"
         )
     return md + [""]
+
+
+def _run_minutes(rec: ScaleRecords) -> float:
+    return sum(float(r.get("wall_seconds") or 0) for r in rec.results) / 60
+
+
+def _workers(calls: list[dict[str, Any]]) -> int:
+    return int(calls[-1].get("workers") or 1) if calls else 1
 
 
 def _seeds(rec: ScaleRecords) -> int:
@@ -111,6 +128,10 @@ def readme(spec: Spec, recs: list[ScaleRecords], root: Path) -> str:
         cells = [_BADGE[table[claim.id][n]] for n in names if n in table[claim.id]]
         head.append(f"| [{claim.id}. {claim.title}](#claim-{_anchor(claim)}) | "
                     + " | ".join(cells) + " |")  # fmt: skip
+    missing = [n for n in spec.scales if n not in names]
+    if missing:
+        head += ["", "Not run yet: " + ", ".join(f"scale `{n}` (`archsearch claims --scale {n}`)"
+                 for n in missing) + "."]  # fmt: skip
     head += ["", "## Setting", ""]
     for rec in recs:
         head += _setting(spec, rec)
