@@ -5,6 +5,8 @@ they import torch (and the torch-heavy parts of archsearch) lazily, inside their
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from archsearch import __version__
@@ -72,4 +74,8 @@ app.command("doctor")(doctor.doctor_cmd)
 
 
 def main() -> None:
+    # OpenMP threads that wait by sleeping, not spinning, unless the user chose: a second job
+    # on the machine then costs its share of the cores, not half the throughput of both
+    # (benchmarks/threads_corun.py; README, "Threads"). Set before torch loads OpenMP.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()

@@ -56,6 +56,8 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "cuda": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
         "device": device,

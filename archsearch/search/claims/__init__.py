@@ -81,8 +81,7 @@ def run_claims(
 
 
 def save_records(spec: Spec, scale_name: str, root: Path, *, quick: bool) -> None:
-    """The scale's results.csv, curves.csv and meta.json from its study, and the combined
-    results.csv of every scale at the root."""
+    """The scale's results.csv, curves.csv and meta.json from its study."""
     scale = scale_of(spec, scale_name)
     folder = scale_folder(root, scale.name)
     results, curves = runner.collect(scale, quick, folder / "claims.db")
@@ -94,14 +93,11 @@ def save_records(spec: Spec, scale_name: str, root: Path, *, quick: bool) -> Non
         for e in scale.experiments.values()
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-    merged: list[dict[str, Any]] = []
-    for name in spec.scales:
-        merged += report.read_records(spec.scales[name], scale_folder(root, name)).results
-    runner.write_csv(merged, root / "results.csv", runner.RESULT_COLUMNS)
 
 
 def write_report(spec: Spec, root: Path) -> Path:
-    """README.md and the figures from the saved records of every scale that has any."""
+    """README.md, the figures and the combined results.csv from the saved records of every
+    scale that has any."""
     recs = [report.read_records(s, scale_folder(root, n)) for n, s in spec.scales.items()]
     recs = [r for r in recs if r.results]
     if not recs:
@@ -109,6 +105,8 @@ def write_report(spec: Spec, root: Path) -> Path:
             "--out", str(root), "a claims report folder with saved runs (<scale>/results.csv)"
         )
     root.mkdir(parents=True, exist_ok=True)
+    merged = [row for rec in recs for row in rec.results]  # every run of every scale
+    runner.write_csv(merged, root / "results.csv", runner.RESULT_COLUMNS)
     path = root / "README.md"
     path.write_text(readme(spec, recs, root))
     return path

@@ -35,7 +35,8 @@ def _setting(spec: Spec, rec: ScaleRecords) -> list[str]:
         ],
         f"- the finished runs' own wall times add up to {_run_minutes(rec):.1f} min, "
         f"{_run_minutes(rec) / max(1, _workers(calls)):.1f} min on {_workers(calls)} worker(s): "
-        "about what a regeneration costs when nothing else shares the machine (some runs here did share it)",
+        "about what a regeneration costs when nothing else shares the machine (some runs here "
+        "did share it)",
         f"- seeds: 0..{_seeds(rec) - 1} per model (each sets the initialisation and the data "
         "order; the same seed is the same data order for every model)",
     ]
