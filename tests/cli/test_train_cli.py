@@ -164,13 +164,27 @@ def test_perceiver_ar_scores_only_its_latents(tmp_path: Path) -> None:
     )
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """The child's SIGINT as a terminal's Ctrl-C finds it: default disposition, not blocked (a
+    test run started as a background job, or from a thread that blocks it, passes on either)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_writes_the_partial_curve_and_says_so(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "archsearch", "train", str(_model(tmp_path)), "--data"]
     cmd += [str(_text(tmp_path)), "--budget-steps", "1000000", "--evals", "100000"]
     cmd += ["--batch-size", "2", "--out", str(out)]
     env = {**os.environ, "COLUMNS": "200"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=_sigint_as_at_a_terminal,
+    )
     assert proc.stderr is not None
     deadline = time.monotonic() + 120
     seen = ""
