@@ -1,5 +1,5 @@
 """``archsearch claims``: verdicts from intervals, the spec's one-line errors, a tiny study end to
-end (two workers, resume, redraw), and the committed spec's experiments all buildable."""
+end (resume, redraw; two workers), and the committed spec's experiments all buildable."""
 
 from __future__ import annotations
 
@@ -190,10 +190,20 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def test_two_workers_train_every_run(tmp_path: Path) -> None:
+    spec = load_spec(_tiny(tmp_path))
+    res = run_claims(spec, "cpu", tmp_path / "two", quick=True, workers=2, threads=1)
+    assert res["runs_trained"] == 5 and res["runs_left"] == 0
+    rows = _rows(tmp_path / "two" / "results.csv")
+    assert sorted((r["experiment"], r["model"]) for r in rows) == [
+        ("lm", "att"), ("lm", "hsm"), ("lm", "win"), ("recall", "att"), ("recall", "hsm")
+    ]  # fmt: skip
+
+
 def test_tiny_study_end_to_end_resumes_and_redraws(tmp_path: Path) -> None:
     spec = load_spec(_tiny(tmp_path))
     out = tmp_path / "report"
-    first = run_claims(spec, "cpu", out, workers=2, threads=1, command="archsearch claims")
+    first = run_claims(spec, "cpu", out, workers=1, threads=1, command="archsearch claims")
     assert first["runs_trained"] == (3 + 2) * 2 and first["runs_left"] == 0
     rows = _rows(out / "results.csv")
     assert len(rows) == 10 and {r["status"] for r in rows} == {"completed"}
