@@ -37,7 +37,7 @@ from archsearch.model.transformer import LanguageModel, build_model, count_param
 from archsearch.profiling.profiles import Profile, check_device, load_profile
 from archsearch.profiling.runner import Variant, parse_metrics, profile_point
 from archsearch.quality.tasks import get_task, make_task
-from archsearch.quality.train import TrainConfig, TrainResult
+from archsearch.quality.train import TrainConfig, TrainResult, fewest_tokens
 from archsearch.quality.train import train as _train
 from archsearch.search.report_source import make_report
 from archsearch.search.run import run_search as _run_search
@@ -129,15 +129,18 @@ def train(
     ``batch_size``, ``lr``, ``evals``, ``seed``, ...); the lm task's ``data`` goes in
     ``task_options``. Returns the result (``.final``, ``.curve``, ``.to_dict()``)."""
     cfg = load_model(model)
-    if get_task(task, field="task").sets_seq_len:
-        the_task = make_task(task, dict(task_options or {}), seq_len=seq_len)
-    else:
-        the_task = make_task(task, dict(task_options or {}), seq_len=seq_len or cfg.max_seq_len)
+    tcls = get_task(task, field="task")
+    if not tcls.sets_seq_len:
+        seq_len = seq_len or cfg.max_seq_len
     prof = _profile(profile)
     try:
         tcfg = TrainConfig(**{"compile": prof.compile, **recipe})
     except TypeError as e:
         raise ConfigError("recipe", sorted(recipe), f"TrainConfig fields ({e})") from None
+    options = dict(task_options or {})
+    if seq_len is not None:  # held-out size from this run's budget (eval_tokens: auto)
+        options = tcls.sized_options(options, fewest_tokens(tcfg, seq_len, [cfg]))
+    the_task = make_task(task, options, seq_len=seq_len)
     the_task.check_model(cfg)
     return _train(cfg, the_task, tcfg, prof)
 

@@ -208,6 +208,11 @@ class PlainView(StudyView):
     def trial_note(self, text: str) -> None:
         self._say(f"{self.current}: {text}")
 
+    def trial_eval(self, fraction: float, metric: str, value: float | None) -> None:
+        shown = "-" if value is None else _fmt(metric, value)
+        at = f"{100 * fraction:.0f}% of the budget"
+        self._say(f"{self.current}: held-out {metric} {shown} at {at}")
+
     def trial_finished(self, record: Any) -> None:
         self.records.append(record)
         vals = ", ".join(f"{m} {_fmt(m, record.values.get(m))}" for m in self.objectives)

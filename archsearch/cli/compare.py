@@ -68,8 +68,12 @@ def compare_cmd(
     seq_len: int | None = _SEQ_LEN,
     batch_size: int = typer.Option(16, "--batch-size", "-b", callback=BATCH),
     lr: float = typer.Option(2e-3, "--lr", callback=LR, help="Peak learning rate (AdamW)."),
-    evals: int = typer.Option(
-        4, "--evals", callback=EVALS, help="Held-out evaluations after step 0."
+    evals: int | None = typer.Option(
+        None,
+        "--evals",
+        callback=EVALS,
+        help="Held-out evaluations after step 0 (default: as many as fit in ~7% of the compute, "
+        "1 to 8).",
     ),
     profile: str = typer.Option("cpu", "--profile", "-p", help=PROFILE_HELP),
     storage: str | None = typer.Option(
@@ -126,9 +130,14 @@ def compare_cmd(
 def _run(
     fn: Any, comp: Any, out: Path, storage: str | None, study: str, command: str, quiet: bool
 ) -> Any:
+    import sys
+
     from rich import progress as rp
     from rich.console import Console
 
+    if not quiet and not sys.stderr.isatty():
+        hooks = _plain_hooks(comp)
+        return fn(comp, out, storage=storage, study_name=study, command=command, **hooks)
     cols = (
         rp.TextColumn("{task.description}"),
         rp.BarColumn(),
@@ -157,6 +166,34 @@ def _run(
             comp, out, storage=storage, study_name=study, command=command, on_run=on_run,
             on_step=on_step,
         )  # fmt: skip
+
+
+def _plain_hooks(comp: Any) -> dict[str, Any]:
+    """Progress as plain lines on stderr, for a log file, a pipe or CI: one per run start, per
+    held-out evaluation and per run end."""
+    total, metric = len(comp.models) * comp.seeds, comp.task.metric
+    state = {"n": 0}
+
+    def say(text: str) -> None:
+        typer.echo(text, err=True)
+
+    def on_run(model: str, seed: int, what: str) -> None:
+        if what == "start":
+            say(f"run {state['n'] + 1}/{total}: {model} seed {seed} started")
+            return
+        state["n"] += 1
+        done = "already done" if what == "skip" else what
+        say(f"run {state['n']}/{total}: {model} seed {seed} {done}")
+
+    def on_eval(model: str, seed: int, point: Any) -> None:
+        value = point.metrics.get(metric)
+        shown = "-" if value is None else f"{value:.4f}"
+        say(
+            f"  {model} seed {seed}: step {point.step}, {point.tokens:,} tokens, "
+            f"{100 * point.progress:.0f}% of the budget, held-out {metric} {shown}"
+        )
+
+    return {"on_run": on_run, "on_eval": on_eval}
 
 
 def _print_table(summary: dict[str, Any], metric: str) -> None:

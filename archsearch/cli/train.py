@@ -84,8 +84,12 @@ def train_cmd(
     batch_size: int = typer.Option(16, "--batch-size", "-b", callback=BATCH),
     lr: float = typer.Option(2e-3, "--lr", callback=LR, help="Peak learning rate (AdamW)."),
     warmup: float = _WARMUP,
-    evals: int = typer.Option(
-        8, "--evals", callback=EVALS, help="Held-out evaluations after step 0."
+    evals: int | None = typer.Option(
+        None,
+        "--evals",
+        callback=EVALS,
+        help="Held-out evaluations after step 0 (default: as many as fit in ~7% of the compute, "
+        "1 to 8).",
     ),
     eval_stride: int | None = _EVAL_STRIDE,
     seed: int = typer.Option(0, "--seed", callback=SEED),
@@ -107,7 +111,7 @@ def train_cmd(
     from archsearch.model.config import load_model_config_located
     from archsearch.quality.report import write_result
     from archsearch.quality.tasks import TASKS, make_task
-    from archsearch.quality.train import TrainConfig, check_budget_fits
+    from archsearch.quality.train import TrainConfig, check_budget_fits, fewest_tokens
     from archsearch.quality.train import train as run_training
 
     cfg_model, _ = load_model_config_located(model, sets)
@@ -133,6 +137,9 @@ def train_cmd(
     )
     name = cfg_model.name or model.stem
     out = _out_folder(out, name, task, force=force)
+    if seq_len is not None:  # held-out size from this run's budget (eval_tokens: auto)
+        tokens = fewest_tokens(tcfg, seq_len, [cfg_model])
+        options = TASKS[task].sized_options(options, tokens) if task in TASKS else options
     the_task = make_task(task, options, seq_len=seq_len)
     the_task.check_model(cfg_model, source=str(model))
     check_budget_fits(tcfg, the_task, cfg_model)

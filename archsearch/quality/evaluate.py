@@ -18,6 +18,14 @@ models), and one S is used for every model of a study.
 The cost is ``T / S`` forward tokens per scored token; ``S = T/2`` (the default when a model
 scores every position) doubles the evaluation compute of non-overlapping windows and guarantees
 each scored token at least ``T/2 + 1`` bytes of context.
+
+**Sized from the budget.** By default the held-out size and the number of evaluations follow the
+training budget, so evaluation stays under a tenth of a run's wall time: :func:`auto_eval_tokens`
+picks the scored bytes from the fewest training tokens any model of a comparison gets (one size
+for the whole study, so every model still scores the same bytes), and :func:`auto_evals` picks
+how many evenly spaced evaluations a run can afford within :data:`EVAL_SHARE` of its training
+compute (that number may differ between models; it changes only the curve, never which bytes the
+final and rung values score).
 """
 
 from __future__ import annotations
@@ -33,6 +41,34 @@ import torch.nn.functional as F
 from archsearch.errors import ConfigError
 
 LN2 = math.log(2.0)
+
+EVAL_SHARE = 0.08
+"""evaluation forward tokens allowed per forward-token equivalent of training (a training token
+costs about three forward tokens: forward and backward), so evaluation is ~7% of a run"""
+AUTO_EVAL_DIVISOR = 16
+"""``eval_tokens: auto`` scores about 1/16 of the fewest training tokens of a comparison"""
+AUTO_EVAL_MIN, AUTO_EVAL_MAX = 2048, 65536
+MAX_AUTO_EVALS = 8
+
+
+def auto_eval_tokens(tokens: int | None) -> int:
+    """Held-out bytes to score for a study whose runs train on at least ``tokens`` tokens: a power
+    of two near ``tokens / 16`` in [2048, 65536]; 65536 when the budget is not in tokens
+    (a seconds budget)."""
+    if tokens is None:
+        return AUTO_EVAL_MAX
+    want = max(1, tokens // AUTO_EVAL_DIVISOR)
+    return max(AUTO_EVAL_MIN, min(AUTO_EVAL_MAX, 1 << (want.bit_length() - 1)))
+
+
+def auto_evals(tokens: int | None, eval_forward_tokens: int | None, fixed: int) -> int:
+    """Evenly spaced evaluations (after step 0) that a run of ``tokens`` training tokens can
+    afford when one evaluation costs ``eval_forward_tokens`` forward tokens and ``fixed`` other
+    evaluations (the halving rungs) are made anyway: at least 1, at most 8."""
+    if tokens is None or not eval_forward_tokens:
+        return MAX_AUTO_EVALS
+    affordable = int(EVAL_SHARE * 3 * tokens // eval_forward_tokens)
+    return max(1, min(MAX_AUTO_EVALS, affordable - 1 - fixed))
 
 
 @dataclass(frozen=True)

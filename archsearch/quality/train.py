@@ -14,7 +14,9 @@ the run is deterministic on one machine and thread count, with a seconds budget 
 far it gets depends on the machine's speed).
 
 The learning curve: the task's held-out metrics at step 0 and at ``evals`` evenly spaced points of
-the budget (the last one is the final result). ``on_eval`` sees each point as it is made; the
+the budget (the last one is the final result); by default as many points as fit in ~7% of the
+run's compute, so evaluation stays a small share of the wall time (``eval_seconds`` in the
+result). ``on_eval`` sees each point as it is made; the
 search uses it for multi-fidelity decisions and may raise :class:`StopTraining` to stop a run
 early. A non-finite training loss stops the run at once (``status: diverged``, with the step and
 learning rate); Ctrl-C stops it with ``status: interrupted`` and the curve so far.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +40,7 @@ from archsearch.model.costs import model_cost
 from archsearch.model.transformer import build_model
 from archsearch.profiling.env import environment, torch_threads
 from archsearch.profiling.profiles import Profile
+from archsearch.quality.evaluate import MAX_AUTO_EVALS, auto_evals
 
 if TYPE_CHECKING:
     from archsearch.quality.tasks import Task
@@ -63,8 +66,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float | None = 1.0
-    evals: int = 8
-    """held-out evaluations after step 0, evenly spaced over the budget"""
+    evals: int | None = None
+    """held-out evaluations after step 0, evenly spaced over the budget; null: as many as fit in
+    ~7% of the run's compute (1 to 8; :func:`~archsearch.quality.evaluate.auto_evals`)"""
     eval_at: tuple[float, ...] = ()
     """extra evaluation points, as fractions of the budget (the search's halving rungs)"""
     seed: int = 0
@@ -108,13 +112,15 @@ class TrainConfig:
             self.grad_clip,
             "a positive number or null",
         )
-        require(self.evals >= 1, "evals", self.evals, "an integer >= 1")
+        require(self.evals is None or self.evals >= 1, "evals", self.evals, "an integer >= 1")
         for f in self.eval_at:
             require(0 < f <= 1, "eval_at", f, "fractions of the budget in (0, 1]")
 
-    def eval_points(self) -> list[float]:
-        """Fractions of the budget at which the held-out metrics are evaluated (after step 0)."""
-        even = [k / self.evals for k in range(1, self.evals + 1)]
+    def eval_points(self, evals: int | None = None) -> list[float]:
+        """Fractions of the budget at which the held-out metrics are evaluated (after step 0);
+        ``evals`` stands in for an automatic :attr:`evals`."""
+        n = self.evals or evals or MAX_AUTO_EVALS
+        even = [k / n for k in range(1, n + 1)]
         return sorted({round(f, 12) for f in (*even, *self.eval_at)})
 
     @property
@@ -189,6 +195,8 @@ class TrainResult:
     flops_per_window: int = 0
     """the model's exact training FLOPs for one window of seq_len tokens"""
     train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    """seconds spent in held-out evaluations"""
     wall_seconds: float = 0.0
     tokens_per_s: float = 0.0
     params: int = 0
@@ -321,10 +329,20 @@ class _Run:
             return self.cfg.batch_size
         return min(self.cfg.batch_size, self.windows_total - self.windows)
 
+    def auto_evals(self) -> int:
+        """Evaluations an automatic ``evals`` gives this run: what ~7% of its compute affords."""
+        windows = self.windows_total
+        if windows is None and self.total is not None:
+            windows = self.total * self.cfg.batch_size
+        tokens = None if windows is None else windows * self.task.seq_len
+        return auto_evals(tokens, self.task.eval_forward_tokens(), len(self.cfg.eval_at))
+
     def evaluate(self, lr: float) -> None:
         """Held-out metrics at the current step, appended to the curve and shown to on_eval."""
+        t0 = time.perf_counter()
         with _autocast(self.device, self.dtype):
             metrics = self.task.evaluate(self.fwd_model, self.device)
+        self.res.eval_seconds += time.perf_counter() - t0
         since = self.since
         point = CurvePoint(
             step=self.step,
@@ -344,7 +362,7 @@ class _Run:
     def loop(self, on_step: StepHook | None) -> None:
         """Evaluate at step 0, train until the budget is spent, evaluating at the budget's
         evaluation points; divergence, Ctrl-C and :class:`StopTraining` end it early."""
-        res, points, next_eval = self.res, self.cfg.eval_points(), 0
+        res, points, next_eval = self.res, self.cfg.eval_points(self.auto_evals()), 0
         try:
             self.evaluate(self.cfg.lr_at(0.0))
             self.model.train()
@@ -439,6 +457,16 @@ def training_flops_per_window(model_cfg: ModelConfig, task: Task) -> int:
     """Exact training FLOPs of ``model_cfg`` for one window of the task (forward and backward;
     docs/costs.md, "FLOP conventions")."""
     return model_cost(model_cfg, task.seq_len).training_exact
+
+
+def fewest_tokens(cfg: TrainConfig, seq_len: int, models: Iterable[ModelConfig]) -> int | None:
+    """The fewest training tokens any run of ``models`` gets under ``cfg`` at window ``seq_len``
+    (a FLOPs budget buys a costly model fewer windows); None with only a seconds budget."""
+    if cfg.budget_flops is not None:
+        costs = [model_cost(m, seq_len).training_exact for m in models]
+        return min((cfg.total_windows(c) * seq_len for c in costs), default=None)
+    steps = cfg.total_steps(cfg.batch_size * seq_len)
+    return None if steps is None else steps * cfg.batch_size * seq_len
 
 
 def check_budget_fits(cfg: TrainConfig, task: Task, model_cfg: ModelConfig | None = None) -> None:

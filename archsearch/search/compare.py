@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,10 +35,12 @@ from archsearch.model.config import ModelConfig, load_model_config_located, mode
 from archsearch.profiling.profiles import Profile
 from archsearch.quality.tasks import Task, get_task, make_task
 from archsearch.quality.train import (
+    CurvePoint,
     StepHook,
     TrainConfig,
     TrainResult,
     check_budget_fits,
+    fewest_tokens,
     train,
     training_flops_per_window,
 )
@@ -104,7 +107,8 @@ def prepare(
         seq_len = loaded[0][1].max_seq_len
     options = dict(task_options or {})
     if seq_len is not None:
-        options = tcls.comparable_options(options, seq_len)
+        tokens = fewest_tokens(train_cfg, seq_len, [cfg for _, cfg in loaded])
+        options = tcls.comparable_options(options, seq_len, tokens)
     the_task = make_task(task, options, seq_len=seq_len)
     models: list[Entry] = []
     for path, cfg in loaded:
@@ -162,6 +166,8 @@ def finished_runs(study: optuna.Study) -> dict[tuple[str, int], optuna.trial.Fro
 
 RunHook = Callable[[str, int, str], None]
 """(model, seed, 'start' | 'skip' | 'done: <value>') for a progress display"""
+EvalHook = Callable[[str, int, CurvePoint], None]
+"""(model, seed, the evaluation just made) for a progress display"""
 
 
 def run_all(
@@ -170,6 +176,7 @@ def run_all(
     *,
     on_run: RunHook | None = None,
     on_step: StepHook | None = None,
+    on_eval: EvalHook | None = None,
 ) -> bool:
     """Train every (model, seed) the study has not finished; False if a run was interrupted
     (the ones before it are stored; a re-run resumes)."""
@@ -182,7 +189,8 @@ def run_all(
                 continue
             if on_run is not None:
                 on_run(m.name, seed, "start")
-            res = train_one(comp, study, m, seed, on_step)
+            shown = None if on_eval is None else functools.partial(on_eval, m.name, seed)
+            res = train_one(comp, study, m, seed, on_step, on_eval=shown)
             if res.status == "interrupted":
                 return False
             if on_run is not None:
@@ -192,7 +200,13 @@ def run_all(
 
 
 def train_one(
-    comp: Comparison, study: optuna.Study, m: Entry, seed: int, on_step: StepHook | None = None
+    comp: Comparison,
+    study: optuna.Study,
+    m: Entry,
+    seed: int,
+    on_step: StepHook | None = None,
+    *,
+    on_eval: Callable[[CurvePoint], None] | None = None,
 ) -> TrainResult:
     """Train model ``m`` with ``seed`` and store the run as one trial (with its evaluation
     curve: ``[training FLOPs spent, metric]`` at step 0 and each evaluation)."""
@@ -203,7 +217,7 @@ def train_one(
     trial.set_user_attr("source", m.source)
     cfg = dataclasses.replace(comp.train, seed=seed)
     try:
-        res = train(m.cfg, comp.task, cfg, comp.profile, on_step=on_step)
+        res = train(m.cfg, comp.task, cfg, comp.profile, on_step=on_step, on_eval=on_eval)
     except BaseException:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
@@ -218,6 +232,7 @@ def train_one(
         ("flops_per_window", m.flops_per_window),
         ("params", res.params),
         ("train_seconds", round(res.train_seconds, 3)),
+        ("eval_seconds", round(res.eval_seconds, 3)),
         ("wall_seconds", round(res.wall_seconds, 3)),
         ("curve", jsonable([[p.flops, p.metrics.get(metric)] for p in res.curve])),
     ):
@@ -251,6 +266,8 @@ def run_rows(comp: Comparison, study: optuna.Study) -> list[dict[str, Any]]:
                     "tokens": a["tokens"],
                     "flops_spent": a["flops_spent"],
                     "train_seconds": a["train_seconds"],
+                    "eval_seconds": a.get("eval_seconds"),
+                    "wall_seconds": a.get("wall_seconds"),
                 }
             )
     return rows
@@ -316,11 +333,12 @@ def compare(
     command: str = "",
     on_run: RunHook | None = None,
     on_step: StepHook | None = None,
+    on_eval: EvalHook | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the comparison and write its files into ``out``; a summary dict."""
     out.mkdir(parents=True, exist_ok=True)
     study = open_compare_study(comp, storage or out / "compare.db", study_name)
-    complete = run_all(comp, study, on_run=on_run, on_step=on_step)
+    complete = run_all(comp, study, on_run=on_run, on_step=on_step, on_eval=on_eval)
     runs = run_rows(comp, study)
     rows = model_rows(comp, runs)
     files = {

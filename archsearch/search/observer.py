@@ -21,6 +21,9 @@ class Observer:
 
     def trial_note(self, text: str) -> None: ...
 
+    def trial_eval(self, fraction: float, metric: str, value: float | None) -> None:
+        """A held-out evaluation of the running trial at ``fraction`` of its budget."""
+
     def trial_finished(self, record: TrialRecord) -> None: ...
 
 

@@ -203,7 +203,12 @@ def train_trial(
     def on_step(step: int, fraction: float, loss: float, tps: float) -> None:
         ctx.observer.trial_step(fraction, loss)
 
-    return train(cfg, ctx.task, s.train, s.profile, on_step=on_step, on_eval=judge)
+    def on_eval(p: CurvePoint) -> None:
+        metric = ctx.task.metric
+        ctx.observer.trial_eval(p.progress, metric, p.metrics.get(metric))
+        judge(p)
+
+    return train(cfg, ctx.task, s.train, s.profile, on_step=on_step, on_eval=on_eval)
 
 
 class RungJudge:

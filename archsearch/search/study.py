@@ -30,10 +30,10 @@ from archsearch.errors import ConfigError
 from archsearch.metrics import is_metric
 from archsearch.profiling.profiles import Profile
 from archsearch.quality.tasks import get_task
-from archsearch.quality.train import TrainConfig
+from archsearch.quality.train import TrainConfig, fewest_tokens
 from archsearch.search.halving import Halving
 from archsearch.search.objective import is_profiled
-from archsearch.search.space import SearchSpace, space_from_data
+from archsearch.search.space import SearchSpace, sample_configs, space_from_data
 from archsearch.search.storage import (  # noqa: F401  (open_storage, storage_url: kept importable)
     open_storage,
     storage_url,
@@ -111,8 +111,6 @@ def settings_from(
         raise e.located(source=space.source) from None
     options = dict(space.task.get("options") or {}) if name == space.task.get("name", name) else {}
     options.update(task_options or {})
-    # the settings every model of the study must share (lm: one evaluation stride)
-    options = tcls.comparable_options(options, space.seq_len)
     _check_metrics(space, name)
     train_data = dict(space.train)
     halving_data = _halving_data(train_data.pop("halving", None), space.source)
@@ -131,7 +129,18 @@ def settings_from(
     except ConfigError as e:
         raise e.located(prefix="train", source=space.source) from None
     tcfg = dataclasses.replace(tcfg, eval_at=tuple(halving.fractions()[:-1]))
+    # the settings every model of the study must share (lm: one evaluation stride and held-out
+    # size, the size following the fewest tokens a model of the space would train on)
+    tokens = _fewest_tokens(space, tcfg) if tcls.sets_seq_len is False else None
+    options = tcls.comparable_options(options, space.seq_len, tokens)
     return Settings(space, name, options, profile, tcfg, halving)
+
+
+def _fewest_tokens(space: SearchSpace, tcfg: TrainConfig) -> int | None:
+    """The fewest training tokens a trial of ``space`` gets: the token budget, or under a FLOPs
+    budget that of the costliest of 64 seeded draws from the space (one number per study)."""
+    models = sample_configs(space) if tcfg.budget_flops is not None else []
+    return fewest_tokens(tcfg, space.seq_len, models)
 
 
 def _halving_data(data: Any, source: str | None) -> dict[str, Any]:

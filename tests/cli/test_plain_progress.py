@@ -40,6 +40,8 @@ def test_search_into_a_pipe_prints_a_line_per_trial_event(tmp_path: Path) -> Non
     lines = err.splitlines()
     assert "trial 0 (" in err and " started" in err
     assert any(line.startswith("trial ") and "% of the budget, loss" in line for line in lines)
+    evals = [line for line in lines if ": held-out bits_per_byte " in line]
+    assert len(evals) >= 3 and all(line.endswith("% of the budget") for line in evals)
     ends = [line for line in lines if line.startswith(("trial 0 (", "trial 1 (")) and "; " in line]
     assert len(ends) == 2 and all("bits_per_byte" in line for line in ends)
     assert lines[-1].startswith("study tiny: ") and "on the front" in lines[-1]
@@ -61,3 +63,26 @@ def test_scale_into_a_pipe_prints_a_line_per_point(tmp_path: Path) -> None:
     lines = res.stderr.splitlines()
     assert lines[0].startswith("tiny-softmax T=128: forward ") and "MFLOP" in lines[0]
     assert lines[1].startswith("tiny-softmax T=256: forward ")
+
+
+def test_compare_into_a_pipe_prints_a_line_per_run_and_per_evaluation(tmp_path: Path) -> None:
+    model = ROOT / "models" / "tiny-softmax.yaml"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "archsearch", "compare", str(model), "--seeds", "2"]
+    cmd += ["--budget-tokens", "4k", "--evals", "2", "-O", "eval_tokens=256"]
+    res = subprocess.run(
+        [*cmd, "-b", "4", "-o", str(tmp_path / "cmp")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert lines[0] == "run 1/2: tiny-softmax seed 0 started"
+    evals = [line for line in lines if line.startswith("  tiny-softmax seed ")]
+    assert len(evals) == 6  # step 0 and two more, per seed
+    assert evals[0].startswith("  tiny-softmax seed 0: step 0, 0 tokens, 0% of the budget, ")
+    assert all(", held-out bits_per_byte " in line for line in evals)
+    assert "run 2/2: tiny-softmax seed 1 completed: bits_per_byte " in res.stderr
+    assert "\x1b[" not in res.stderr and "━" not in res.stderr

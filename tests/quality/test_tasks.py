@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from archsearch.cli import app
 from archsearch.errors import ConfigError
 from archsearch.metrics import get_metric
+from archsearch.quality.evaluate import auto_eval_tokens, auto_evals
 from archsearch.quality.tasks import (
     TASKS,
     LMTask,
@@ -130,11 +131,36 @@ def test_the_direction_comes_from_the_metric(registry: None) -> None:
 
 
 def test_comparable_options_fix_the_lm_stride_once_for_a_study() -> None:
-    assert LMTask.comparable_options({}, 64) == {"eval_stride": 32}
-    assert LMTask.comparable_options({"eval_stride": 5}, 64) == {"eval_stride": 5}
-    assert LMTask.comparable_options({"eval_stride": None}, 1) == {"eval_stride": 1}
+    auto = {"eval_tokens": 65536}  # no token count known (a seconds budget): the largest size
+    assert LMTask.comparable_options({}, 64) == {"eval_stride": 32, **auto}
+    assert LMTask.comparable_options({"eval_stride": 5}, 64) == {"eval_stride": 5, **auto}
+    assert LMTask.comparable_options({"eval_stride": None}, 1) == {"eval_stride": 1, **auto}
     opts = {"num_pairs": 3}
     assert get_task("mqar").comparable_options(opts, 64) == opts
+
+
+def test_an_automatic_held_out_size_follows_the_fewest_tokens_of_a_study() -> None:
+    # a power of two near tokens / 16, within 2048 .. 65536; an explicit size is kept
+    assert LMTask.comparable_options({}, 64, 100_000)["eval_tokens"] == 4096
+    assert LMTask.comparable_options({}, 64, 10_000)["eval_tokens"] == 2048
+    assert LMTask.comparable_options({}, 64, 10**9)["eval_tokens"] == 65536
+    assert LMTask.comparable_options({"eval_tokens": 777}, 64, 100_000)["eval_tokens"] == 777
+    assert LMTask.comparable_options({"eval_tokens": None}, 64, 100)["eval_tokens"] is None
+    assert auto_eval_tokens(16 * 8192) == 8192 and auto_eval_tokens(16 * 8192 - 1) == 4096
+
+
+def test_automatic_evaluations_keep_evaluation_a_small_share_of_the_compute() -> None:
+    # one evaluation of 8192 forward tokens; a run of 100k tokens costs ~300k forward tokens,
+    # 8% of which (24k) pays for 2 evaluations besides step 0 and the final one
+    assert auto_evals(100_000, 8192, fixed=0) == 1
+    assert auto_evals(1_000_000, 8192, fixed=0) == 8  # capped
+    assert auto_evals(100_000, 8192, fixed=1) == 1  # never below one
+    assert auto_evals(1_000_000, 8192, fixed=2) == 8
+    assert auto_evals(None, 8192, fixed=0) == 8  # a seconds budget: the old default
+    for tokens in (50_000, 200_000, 3_000_000):
+        n = auto_evals(tokens, 8192, fixed=1)
+        if n > 1:  # step 0, the rung, n points: within the share
+            assert (n + 2) * 8192 <= 0.08 * 3 * tokens
 
 
 def test_train_help_and_errors_list_a_task_registered_at_run_time(

@@ -50,10 +50,24 @@ class Task(abc.ABC):
         self.seq_len = seq_len
 
     @classmethod
-    def comparable_options(cls, options: Mapping[str, Any], seq_len: int) -> dict[str, Any]:
+    def comparable_options(
+        cls, options: Mapping[str, Any], seq_len: int, tokens: int | None = None
+    ) -> dict[str, Any]:
         """``options`` with the defaults that must be the same for every model of a comparison
-        (a search study) filled in; by default unchanged."""
+        (a search study) filled in; ``tokens``: the fewest training tokens any of its runs gets
+        (None: unknown), which sizes settings that follow the budget. By default unchanged."""
+        return cls.sized_options(options, tokens)
+
+    @classmethod
+    def sized_options(cls, options: Mapping[str, Any], tokens: int | None) -> dict[str, Any]:
+        """``options`` with the settings that follow the budget (``tokens``: the fewest training
+        tokens of the runs to be compared) resolved; by default unchanged."""
         return dict(options)
+
+    def eval_forward_tokens(self) -> int | None:
+        """Forward tokens one held-out evaluation costs (None: unknown); sizes the automatic
+        number of evaluations of a run."""
+        return None
 
     # -- what the model must satisfy --
 

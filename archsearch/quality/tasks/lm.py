@@ -24,7 +24,14 @@ import torch
 from archsearch.dataconf import MAX_BATCH, MAX_COUNT, MAX_SEQ_LEN, check_int
 from archsearch.errors import ConfigError
 from archsearch.quality.data import load_corpus
-from archsearch.quality.evaluate import LN2, plan_windows, sliding_window_nll, unigram_bits
+from archsearch.quality.evaluate import (
+    AUTO_EVAL_MAX,
+    LN2,
+    auto_eval_tokens,
+    plan_windows,
+    sliding_window_nll,
+    unigram_bits,
+)
 from archsearch.quality.tasks._base import Task, eval_mode, register_task
 
 if TYPE_CHECKING:
@@ -45,14 +52,16 @@ class LMTaskConfig:
     eval_stride: int | None = None
     """S: scored targets per evaluation window; null: min(T/2, positions the model scores).
     Use one S for every model of a comparison."""
-    eval_tokens: int | None = 65536
-    """held-out bytes scored per evaluation (whole windows); null: the whole split"""
+    eval_tokens: int | Literal["auto"] | None = "auto"
+    """held-out bytes scored per evaluation (whole windows); null: the whole split; auto: sized
+    from the budget, about 1/16 of the fewest training tokens any model of the comparison gets, a
+    power of two in 2048..65536 (65536 with a seconds budget)"""
     eval_split: Literal["valid", "test"] = "valid"
     eval_batch_size: int = 8
 
     def __post_init__(self) -> None:
         for name, high in (("eval_stride", MAX_SEQ_LEN), ("eval_tokens", MAX_COUNT)):
-            if getattr(self, name) is not None:
+            if getattr(self, name) not in (None, "auto"):
                 check_int(name, getattr(self, name), 1, high)
         check_int("eval_batch_size", self.eval_batch_size, 1, MAX_BATCH)
 
@@ -66,12 +75,22 @@ class LMTask(Task):
     Config = LMTaskConfig
 
     @classmethod
-    def comparable_options(cls, options: Mapping[str, Any], seq_len: int) -> dict[str, Any]:
+    def comparable_options(
+        cls, options: Mapping[str, Any], seq_len: int, tokens: int | None = None
+    ) -> dict[str, Any]:
         """One evaluation stride for every model (the decoder default, T/2) unless one is set:
-        the default of :meth:`check_model` depends on the positions a model scores."""
+        the default of :meth:`check_model` depends on the positions a model scores. An automatic
+        ``eval_tokens`` becomes one number for every model, sized from ``tokens``."""
         out = dict(options)
         if out.get("eval_stride") is None:
             out["eval_stride"] = max(1, seq_len // 2)
+        return cls.sized_options(out, tokens)
+
+    @classmethod
+    def sized_options(cls, options: Mapping[str, Any], tokens: int | None) -> dict[str, Any]:
+        out = dict(options)
+        if out.get("eval_tokens", "auto") == "auto":
+            out["eval_tokens"] = auto_eval_tokens(tokens)
         return out
 
     def __init__(self, cfg: LMTaskConfig, seq_len: int) -> None:
@@ -113,7 +132,13 @@ class LMTask(Task):
                 "(n_latents for PerceiverAR-style models); use one stride for every model",
                 source=source,
             )
-        self.plan = plan_windows(len(self.held), self.seq_len, self.stride, self.cfg.eval_tokens)
+        want = self.cfg.eval_tokens
+        want = AUTO_EVAL_MAX if want == "auto" else want  # unresolved: no budget known
+        self.plan = plan_windows(len(self.held), self.seq_len, self.stride, want)
+
+    def eval_forward_tokens(self) -> int | None:
+        plan = getattr(self, "plan", None)
+        return None if plan is None else plan.n_windows * plan.seq_len
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         T = self.seq_len
