@@ -473,7 +473,9 @@ def _measure(
                         + esc(pt.row["note"])
                     )
                 elif not con.is_terminal and not quiet:  # a log gets a line per point
-                    con.print(esc(f"{v.name} T={T:,}: {_point_line(pt.row)}"), highlight=False)
+                    # one line per point, never folded at the console's width
+                    line = esc(f"{v.name} T={T:,}: {_point_line(pt.row)}")
+                    con.print(line, highlight=False, soft_wrap=True)
                 bar.advance(task)
     return points
 
