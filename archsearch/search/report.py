@@ -164,10 +164,7 @@ class StudyData:
 
     def normalisation(self) -> tuple[list[float], list[float]] | None:
         """(ideal, reference) of the feasible complete trials, minimisation space."""
-        pts = [self.min_vector(r) for r in self.complete(feasible=True)]
-        if not pts:
-            return None
-        return [min(c) for c in zip(*pts, strict=True)], reference_point(pts)
+        return shared_normalisation([self])
 
     def hypervolume_history(
         self, norm: tuple[Sequence[float], Sequence[float]] | None = None
@@ -181,6 +178,19 @@ class StudyData:
             ok = r.outcome == "complete" and r.values and r.feasible
             pts.append(normalise(self.min_vector(r), *norm) if ok else None)
         return hypervolume_history(pts, [1.0] * len(self.objectives))
+
+
+def shared_normalisation(
+    studies: Sequence[StudyData],
+) -> tuple[list[float], list[float]] | None:
+    """(ideal, reference) over the feasible complete trials of every study in ``studies``
+    (minimisation space; they must share their objectives): the best value seen in any study
+    maps to 0, the worst pushed out by 10 % of the range (:func:`reference_point`) to 1, so
+    hypervolumes computed with it compare across the studies. None when no trial finished."""
+    pts = [d.min_vector(r) for d in studies for r in d.complete(feasible=True)]
+    if not pts:
+        return None
+    return [min(c) for c in zip(*pts, strict=True)], reference_point(pts)
 
 
 def normalise(v: Sequence[float], ideal: Sequence[float], ref: Sequence[float]) -> list[float]:
