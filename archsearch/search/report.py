@@ -54,6 +54,7 @@ from archsearch.profiling.report import read_rows, write_rows
 from archsearch.search.fidelity import agreement_section, judged_metric, rung_agreement
 from archsearch.search.front_seeds import ATTR as FRONT_SEEDS
 from archsearch.search.front_seeds import seed_rows
+from archsearch.search.pipeline import WEIGHTS_ATTR, trial_weights
 from archsearch.search.results import (
     TrialRecord,
     budget_label,
@@ -240,7 +241,8 @@ def save_records(data: StudyData, study: optuna.Study, out: Path, *, command: st
         "settings": data.settings,
     }
     (out / "study.json").write_text(json.dumps(record, indent=2, default=str))
-    _export_front(data.front(), out / "pareto")
+    weights = study.user_attrs.get(WEIGHTS_ATTR)
+    _export_front(data.front(), out / "pareto", Path(weights) if weights else None)
     save_seeds(data, study, out)
 
 
@@ -260,9 +262,14 @@ def pareto_file(r: TrialRecord) -> str:
     return f"trial-{r.number:04d}-{r.label.replace('/', '-').replace('+', '-')}.yaml"
 
 
-def _export_front(front: list[TrialRecord], folder: Path) -> list[str]:
+def _export_front(
+    front: list[TrialRecord], folder: Path, weights: Path | None = None
+) -> list[str]:
+    """The front's model files under ``folder``; with ``weights`` (the study's weights folder,
+    ``search --save-weights``), each one's trained weights next to it (``NAME.safetensors``;
+    a duplicate trial's are those of the trial it repeats)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("trial-*.yaml"):
+    for old in [*folder.glob("trial-*.yaml"), *folder.glob("trial-*.safetensors")]:
         old.unlink()
     files = []
     for r in front:
@@ -275,6 +282,12 @@ def _export_front(front: list[TrialRecord], folder: Path) -> list[str]:
         )
         path.write_text(head + dump_model_config(cfg))
         files.append(str(path))
+        if weights is not None:
+            trained = trial_weights(weights, r.number)
+            if not trained.is_file() and r.duplicate_of is not None:
+                trained = trial_weights(weights, int(r.duplicate_of))
+            if trained.is_file():
+                shutil.copy2(trained, path.with_suffix(".safetensors"))
     return files
 
 
