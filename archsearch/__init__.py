@@ -16,8 +16,17 @@ __version__ = "0.1.0"
 
 #: the Python API (:mod:`archsearch.api`), imported on first use so ``import archsearch`` stays
 #: cheap: ``archsearch.load_model``, ``count_flops``, ``build``, ``profile``, ``train``,
-#: ``run_search``, ``report`` (``archsearch.search`` is the subpackage)
-API = ("build", "count_flops", "load_model", "profile", "report", "run_search", "train")
+#: ``run_search``, ``report``, ``load_trained`` (``archsearch.search`` is the subpackage)
+API = (
+    "build",
+    "count_flops",
+    "load_model",
+    "load_trained",
+    "profile",
+    "report",
+    "run_search",
+    "train",
+)
 
 __all__ = ["__version__", *API]
 

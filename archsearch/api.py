@@ -13,6 +13,7 @@ plain data (or the library's result objects)::
     res = archsearch.train(cfg, budget_tokens=50_000)   # res.final["bits_per_byte"]
     summary = archsearch.run_search("quickstart", trials=4, out="runs/nb")
     archsearch.report("runs/nb")                        # redraw or refresh the report
+    model = archsearch.load_trained("runs/nb/report/pareto/trial-0003-hsm.yaml")  # + weights
 
 ``import archsearch`` stays cheap: the package exports these names lazily, and torch is imported
 by the first call that needs it.
@@ -34,6 +35,7 @@ from archsearch.model.config import (
 from archsearch.model.costs import model_cost
 from archsearch.model.overrides import apply_sets
 from archsearch.model.transformer import LanguageModel, build_model, count_params
+from archsearch.model.weights import load_trained
 from archsearch.profiling.profiles import Profile, check_device, load_profile
 from archsearch.profiling.runner import Variant, parse_metrics, profile_point
 from archsearch.quality.tasks import get_task, make_task
@@ -44,7 +46,16 @@ from archsearch.search.run import run_search as _run_search
 
 ModelLike = str | Path | Mapping[str, Any] | ModelConfig
 
-__all__ = ["build", "count_flops", "load_model", "profile", "report", "run_search", "train"]
+__all__ = [
+    "build",
+    "count_flops",
+    "load_model",
+    "load_trained",
+    "profile",
+    "report",
+    "run_search",
+    "train",
+]
 
 
 def load_model(model: ModelLike, *, sets: Sequence[str] = ()) -> ModelConfig:

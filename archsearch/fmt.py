@@ -20,6 +20,12 @@ def si(n: float, unit: str = "") -> str:
     return f"{n:.4g} {unit}".rstrip()
 
 
+def count(n: float, noun: str) -> str:
+    """A count in powers of 1000 with what is counted: 2048000 -> '2.05 M params',
+    3072 -> '3.07 k tokens', 12 -> '12 tokens'."""
+    return f"{si(n)} {noun}"
+
+
 def binary_bytes(n: float) -> str:
     """Bytes in powers of 1024: 1536 -> '1.5 KiB', 3.2e9 -> '2.98 GiB'."""
     for factor, prefix in ((2**40, "Ti"), (2**30, "Gi"), (2**20, "Mi"), (2**10, "Ki")):

@@ -121,7 +121,16 @@ def _gib(v: float) -> str:
 
 
 for _m in (
-    Metric("params", "", "minimize", "profiled", "cost", "total parameters", log=True),
+    Metric(
+        "params",
+        "",
+        "minimize",
+        "profiled",
+        "cost",
+        "total parameters",
+        log=True,
+        formatter=lambda v: fmt.count(v, "params"),
+    ),
     Metric(
         "flops_fwd",
         "FLOP",

@@ -36,8 +36,7 @@ def main() -> None:
     from archsearch.profiling.profiles import load_profile
     from archsearch.quality.tasks import make_task
     from archsearch.search.loop import Search
-    from archsearch.search.report import StudyData
-    from archsearch.search.results import reference_point
+    from archsearch.search.report import StudyData, shared_normalisation
     from archsearch.search.space import load_space
     from archsearch.search.storage import open_storage, storage_url
     from archsearch.search.study import open_study, settings_from
@@ -61,12 +60,13 @@ def main() -> None:
         t0 = time.perf_counter()
         Search(study, settings, task=task).run(args.trials)
         wall[name] = time.perf_counter() - t0
-        data[name] = StudyData(study)
+        data[name] = StudyData.of_study(study)
 
     # one normalisation for every study: the ideal and the reference over all feasible points
-    pts = [d.min_vector(r) for d in data.values() for r in d.complete(feasible=True)]
-    ideal = [min(c) for c in zip(*pts, strict=True)]
-    ref = reference_point(pts)
+    norm = shared_normalisation(list(data.values()))
+    if norm is None:
+        raise SystemExit("no study has a feasible complete trial: no hypervolume to compare")
+    ideal, ref = norm
     print(
         f"space {space.name}, {args.trials} trials, seed {args.seed}, objectives "
         f"{settings.objectives} (minimisation vectors)"

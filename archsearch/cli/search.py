@@ -122,6 +122,14 @@ Report = Annotated[
     bool,
     typer.Option("--report/--no-report", help="Write the report (OUT/report) at the end."),
 ]
+SaveWeights = Annotated[
+    bool,
+    typer.Option(
+        "--save-weights",
+        help="Keep each complete trial's trained weights (OUT/weights); the report saves the "
+        "front's as pareto/NAME.safetensors next to their model files.",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary, no live table.")]
 Force = Annotated[
     bool,
@@ -156,6 +164,7 @@ def search_cmd(
     report: Report = True,
     as_json: Json = False,
     force: Force = False,
+    save_weights: SaveWeights = False,
 ) -> None:
     """Multi-objective search over SPACE: sample, profile, train with successive halving; a
     live table of trials and the front; the study resumes when re-run."""
@@ -185,6 +194,7 @@ def search_cmd(
         command=invocation(ctx),
         view=lambda name, n, settings: study_view(name, n, settings, quiet=as_json),
         force=force,
+        save_weights=save_weights,
     )
     if report and not as_json:
         echo_report_line(summary["report"])

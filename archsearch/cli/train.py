@@ -32,6 +32,10 @@ FLOPS_HELP = (
     "decide the steps. Not with --budget-tokens/--budget-steps."
 )
 
+SAVE_WEIGHTS_HELP = (
+    "Also save the trained weights (a completed run's) to this .safetensors file; "
+    "archsearch.load_trained(MODEL, PATH) rebuilds the model from the two."
+)
 _DATA = typer.Option(
     None,
     "--data",
@@ -106,6 +110,7 @@ def train_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite a result in --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the result record as JSON."),
     sets: list[str] = sets_option(),
+    save_weights: Path | None = typer.Option(None, "--save-weights", help=SAVE_WEIGHTS_HELP),
 ) -> None:
     """Train MODEL on a task within a budget; write result.json, curve.csv and curve.png."""
     from archsearch.model.config import load_model_config_located
@@ -137,13 +142,14 @@ def train_cmd(
     )
     name = cfg_model.name or model.stem
     out = _out_folder(out, name, task, force=force)
+    on_done = _weights_saver(save_weights, cfg_model, force=force)
     if seq_len is not None:  # held-out size from this run's budget (eval_tokens: auto)
         tokens = fewest_tokens(tcfg, seq_len, [cfg_model])
         options = TASKS[task].sized_options(options, tokens) if task in TASKS else options
     the_task = make_task(task, options, seq_len=seq_len)
     the_task.check_model(cfg_model, source=str(model))
     check_budget_fits(tcfg, the_task, cfg_model)
-    res = _run(run_training, cfg_model, the_task, tcfg, prof, name, quiet=as_json)
+    res = _run(run_training, cfg_model, the_task, tcfg, prof, name, quiet=as_json, done=on_done)
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _report(res, write_result(out, res, command=command), as_json=as_json)
 
@@ -197,7 +203,35 @@ def _report(res: Any, files: dict[str, str], *, as_json: bool) -> None:
         raise typer.Exit(code=1)
 
 
-def _run(fn: Any, cfg_model: Any, task: Any, tcfg: Any, prof: Any, name: str, quiet: bool) -> Any:
+def _weights_saver(path: Path | None, cfg_model: Any, *, force: bool) -> Any:
+    """``--save-weights PATH``, checked before training (writable, not there unless --force):
+    the ``on_done`` that saves a completed run's weights there (None without the option)."""
+    if path is None:
+        return None
+    from archsearch.outputs import check_writable_file, refuse_file_overwrite
+
+    check_writable_file(path, "--save-weights")
+    refuse_file_overwrite(path, "--save-weights", force=force)
+
+    def save(model: Any, res: Any) -> None:
+        from archsearch.model.weights import save_weights
+
+        if res.status == "completed":
+            save_weights(model, cfg_model, path)
+
+    return save
+
+
+def _run(
+    fn: Any,
+    cfg_model: Any,
+    task: Any,
+    tcfg: Any,
+    prof: Any,
+    name: str,
+    quiet: bool,
+    done: Any = None,
+) -> Any:
     from rich import progress as rp
     from rich.console import Console
 
@@ -225,7 +259,7 @@ def _run(fn: Any, cfg_model: Any, task: Any, tcfg: Any, prof: Any, name: str, qu
                 f"{m[task.metric]:.4f}  loss {m['loss']:.4f}"
             )
 
-        return fn(cfg_model, task, tcfg, prof, on_step=on_step, on_eval=on_eval)
+        return fn(cfg_model, task, tcfg, prof, on_step=on_step, on_eval=on_eval, on_done=done)
 
 
 def _print_summary(res: Any, files: dict[str, str]) -> None:

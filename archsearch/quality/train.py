@@ -246,9 +246,11 @@ def train(
     *,
     on_step: StepHook | None = None,
     on_eval: Callable[[CurvePoint], None] | None = None,
+    on_done: Callable[[torch.nn.Module, TrainResult], None] | None = None,
 ) -> TrainResult:
     """Train a fresh model of ``model_cfg`` on ``task`` within ``cfg``'s budget; never raises for
-    divergence, interruption or :class:`StopTraining` (they are the result's ``status``)."""
+    divergence, interruption or :class:`StopTraining` (they are the result's ``status``).
+    ``on_done`` sees the trained model and the result at the end (to save the weights)."""
     profile = profile or Profile()
     task.check_model(model_cfg)
     check_budget_fits(cfg, task, model_cfg)
@@ -256,7 +258,10 @@ def train(
     with torch_threads(profile.threads):
         run = _Run(model_cfg, task, cfg, profile, on_eval)
         run.loop(on_step)
-    return run.finish(time.perf_counter() - wall0)
+    res = run.finish(time.perf_counter() - wall0)
+    if on_done is not None:
+        on_done(run.model, res)
+    return res
 
 
 class _Run:

@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -38,6 +39,7 @@ from archsearch.errors import ConfigError
 from archsearch.mixers import mixer_label
 from archsearch.model.config import ModelConfig, model_config_from_dict
 from archsearch.model.costs import ModelCost, model_cost
+from archsearch.model.weights import save_weights
 from archsearch.profiling.measure import check_measurable, measure_metrics
 from archsearch.quality.tasks import Task
 from archsearch.quality.train import (
@@ -208,7 +210,26 @@ def train_trial(
         ctx.observer.trial_eval(p.progress, metric, p.metrics.get(metric))
         judge(p)
 
-    return train(cfg, ctx.task, s.train, s.profile, on_step=on_step, on_eval=on_eval)
+    folder = ctx.study.user_attrs.get(WEIGHTS_ATTR)
+
+    def on_done(model: torch.nn.Module, res: TrainResult) -> None:
+        if folder and res.status == "completed":
+            save_weights(model, cfg, trial_weights(folder, trial.number))
+
+    return train(
+        cfg, ctx.task, s.train, s.profile, on_step=on_step, on_eval=on_eval, on_done=on_done
+    )
+
+
+#: the study attribute naming the folder where complete trials keep their trained weights
+#: (set by ``search --save-weights`` to ``OUT/weights``; every worker of the study saves there,
+#: a resumed run too; the report copies the front's next to their model files)
+WEIGHTS_ATTR = "weights_dir"
+
+
+def trial_weights(folder: str | Path, number: int) -> Path:
+    """Where trial ``number`` keeps its trained weights under the study's weights folder."""
+    return Path(folder) / f"trial-{number:04d}.safetensors"
 
 
 class RungJudge:

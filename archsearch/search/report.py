@@ -54,6 +54,7 @@ from archsearch.profiling.report import read_rows, write_rows
 from archsearch.search.fidelity import agreement_section, judged_metric, rung_agreement
 from archsearch.search.front_seeds import ATTR as FRONT_SEEDS
 from archsearch.search.front_seeds import seed_rows
+from archsearch.search.pipeline import WEIGHTS_ATTR, trial_weights
 from archsearch.search.results import (
     TrialRecord,
     budget_label,
@@ -164,10 +165,7 @@ class StudyData:
 
     def normalisation(self) -> tuple[list[float], list[float]] | None:
         """(ideal, reference) of the feasible complete trials, minimisation space."""
-        pts = [self.min_vector(r) for r in self.complete(feasible=True)]
-        if not pts:
-            return None
-        return [min(c) for c in zip(*pts, strict=True)], reference_point(pts)
+        return shared_normalisation([self])
 
     def hypervolume_history(
         self, norm: tuple[Sequence[float], Sequence[float]] | None = None
@@ -181,6 +179,19 @@ class StudyData:
             ok = r.outcome == "complete" and r.values and r.feasible
             pts.append(normalise(self.min_vector(r), *norm) if ok else None)
         return hypervolume_history(pts, [1.0] * len(self.objectives))
+
+
+def shared_normalisation(
+    studies: Sequence[StudyData],
+) -> tuple[list[float], list[float]] | None:
+    """(ideal, reference) over the feasible complete trials of every study in ``studies``
+    (minimisation space; they must share their objectives): the best value seen in any study
+    maps to 0, the worst pushed out by 10 % of the range (:func:`reference_point`) to 1, so
+    hypervolumes computed with it compare across the studies. None when no trial finished."""
+    pts = [d.min_vector(r) for d in studies for r in d.complete(feasible=True)]
+    if not pts:
+        return None
+    return [min(c) for c in zip(*pts, strict=True)], reference_point(pts)
 
 
 def normalise(v: Sequence[float], ideal: Sequence[float], ref: Sequence[float]) -> list[float]:
@@ -230,7 +241,8 @@ def save_records(data: StudyData, study: optuna.Study, out: Path, *, command: st
         "settings": data.settings,
     }
     (out / "study.json").write_text(json.dumps(record, indent=2, default=str))
-    _export_front(data.front(), out / "pareto")
+    weights = study.user_attrs.get(WEIGHTS_ATTR)
+    _export_front(data.front(), out / "pareto", Path(weights) if weights else None)
     save_seeds(data, study, out)
 
 
@@ -250,9 +262,14 @@ def pareto_file(r: TrialRecord) -> str:
     return f"trial-{r.number:04d}-{r.label.replace('/', '-').replace('+', '-')}.yaml"
 
 
-def _export_front(front: list[TrialRecord], folder: Path) -> list[str]:
+def _export_front(
+    front: list[TrialRecord], folder: Path, weights: Path | None = None
+) -> list[str]:
+    """The front's model files under ``folder``; with ``weights`` (the study's weights folder,
+    ``search --save-weights``), each one's trained weights next to it (``NAME.safetensors``;
+    a duplicate trial's are those of the trial it repeats)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("trial-*.yaml"):
+    for old in [*folder.glob("trial-*.yaml"), *folder.glob("trial-*.safetensors")]:
         old.unlink()
     files = []
     for r in front:
@@ -265,6 +282,12 @@ def _export_front(front: list[TrialRecord], folder: Path) -> list[str]:
         )
         path.write_text(head + dump_model_config(cfg))
         files.append(str(path))
+        if weights is not None:
+            trained = trial_weights(weights, r.number)
+            if not trained.is_file() and r.duplicate_of is not None:
+                trained = trial_weights(weights, int(r.duplicate_of))
+            if trained.is_file():
+                shutil.copy2(trained, path.with_suffix(".safetensors"))
     return files
 
 
@@ -669,13 +692,58 @@ def mixer_names(mixers: str) -> list[str]:
 
 
 def _budget(train: dict[str, Any]) -> str:
+    """What every trial was given, in words: 'equal compute: every trial spent 600 GFLOP of
+    training (6e+11 FLOP)' or 'equal tokens: every trial trained on 3.07 k tokens'."""
     if train.get("budget_flops"):
-        return fmt.si(float(train["budget_flops"]), "FLOP")
-    for k in ("budget_tokens", "budget_steps", "budget_seconds"):
-        v = train.get(k)
-        if v:
-            return f"{k.removeprefix('budget_')} {v:,}" if isinstance(v, int) else f"{k} {v}"
-    return "?"
+        flops = float(train["budget_flops"])
+        return (
+            f"equal compute: every trial spent {fmt.si(flops, 'FLOP')} of training "
+            f"({flops:.3g} FLOP), so a cheaper model saw more tokens"
+        )
+    if train.get("budget_tokens"):
+        tokens = fmt.count(int(train["budget_tokens"]), "tokens")
+        return f"equal tokens: every trial trained on {tokens} (a costlier model spent more FLOPs)"
+    if train.get("budget_steps"):
+        return f"equal steps: every trial took {int(train['budget_steps']):,} optimizer steps"
+    if train.get("budget_seconds"):
+        return f"equal time: every trial trained for {float(train['budget_seconds']):g} s"
+    return "budget unknown"
+
+
+def _better(direction: str) -> str:
+    return "lower is better" if direction == "minimize" else "higher is better"
+
+
+def _options(options: dict[str, Any] | None) -> str:
+    """Task options as ``key=value`` (or 'defaults')."""
+    if not options:
+        return "default options"
+    return ", ".join(f"`{k}={v}`" for k, v in options.items())
+
+
+def _how_to_read(data: StudyData) -> list[str]:
+    """A paragraph on what the front, the directions, stopped trials and the hypervolume mean."""
+    dirs = "; ".join(
+        f"{m}: {_better(d)}" for m, d in zip(data.objectives, data.directions, strict=True)
+    )
+    shape = "area" if len(data.objectives) == 2 else "volume"
+    return [
+        "## How to read this",
+        "",
+        "Each trial is one model sampled from the space, profiled, then trained and measured "
+        f"with the same recipe ({dirs}). The **Pareto front** is the set of feasible models "
+        "that trained on the full budget and that no other such model beats on every objective "
+        "at once: along it, improving one objective costs another, and every model off it is "
+        "beaten by one on it. A trial **stopped** by successive halving ranked poorly on part "
+        "of the budget and was not trained further, so it has no final value (the plots show "
+        "its value at its last rung); an **infeasible** trial broke a constraint and was not "
+        "trained. The **hypervolume** is the "
+        f"{shape} of objective space the front dominates, after mapping each objective so "
+        "that the best value any feasible trial reached is 0 and the worst, pushed out by "
+        "10 % of its range, is 1: it lies between 0 and 1, higher is better, and it compares "
+        "only within this report (`archsearch report A B` puts two studies on one scale).",
+        "",
+    ]
 
 
 def _summary(data: StudyData, hv: list[float], command: str) -> list[str]:
@@ -684,31 +752,43 @@ def _summary(data: StudyData, hv: list[float], command: str) -> list[str]:
     counts: dict[str, int] = {}
     for r in data.records:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    objs = ", ".join(f"{m} ({d})" for m, d in zip(data.objectives, data.directions, strict=True))
+    objs = ", ".join(
+        f"{m} ({_better(d)})" for m, d in zip(data.objectives, data.directions, strict=True)
+    )
     cons = ", ".join(
         f"{c['metric']} {op} {format_value(c['metric'], c[key])}"
         for c in s.get("constraints", [])
-        for key, op in (("max", "<="), ("min", ">="))
+        for key, op in (("max", "≤"), ("min", "≥"))
         if c.get(key) is not None
     )
     train = s.get("train", {})
     hvg = s.get("halving", {})
+    rungs = int(hvg.get("rungs") or 1)
+    halving = (
+        f"successive halving: eta = {hvg.get('eta')}, {rungs} rungs (a stopped trial spent "
+        "only its rungs' share of the budget)"
+        if rungs > 1
+        else "successive halving: off (every trial got the full budget)"
+    )
+    task = s.get("task", {})
+    prof = s.get("profile", {})
     md = [
         f"# Search report: {data.name}",
         "",
-        f"- space: `{s.get('space_source', '?')}` (`{s.get('space_name', '?')}`), "
-        f"T = {s.get('space', {}).get('seq_len', '?')}",
-        f"- task: {s['task']['name']} {s['task']['options']}",
-        f"- profile: {s['profile'].get('name')} ({s['profile'].get('device')}, "
-        f"{s['profile'].get('dtype')})",
+        *_how_to_read(data),
+        "## Settings",
+        "",
+        f"- space: `{s.get('space_source', '?')}` (`{s.get('space_name', '?')}`), window "
+        f"T = {s.get('space', {}).get('seq_len', '?')} tokens",
+        f"- task: {task.get('name', '?')} ({_options(task.get('options'))})",
+        f"- hardware profile: {prof.get('name')} ({prof.get('device')}, {prof.get('dtype')})",
         f"- objectives: {objs}" + (f"; constraints: {cons}" if cons else ""),
-        f"- training: {_budget(train)} per trial, batch {train.get('batch_size')}, "
-        f"lr {train.get('lr')}; successive halving eta = {hvg.get('eta')}, "
-        f"{hvg.get('rungs')} rungs",
+        f"- training, {_budget(train)}; batch {train.get('batch_size')}, lr {train.get('lr')}",
+        f"- {halving}",
         f"- trials: {len(data.records)} ("
         + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         + ")",
-        f"- hypervolume of the feasible front (normalised): {hv[-1] if hv else 0.0:.4f}",
+        f"- hypervolume of the feasible front (normalised, 0 to 1): {hv[-1] if hv else 0.0:.4f}",
         "",
     ]
     if command:
@@ -744,7 +824,8 @@ def _families_section(families: list[dict[str, Any]], label: str = "") -> list[s
     md = [f"## Families {label}".rstrip(), ""]
     keys = list(families[0]) if families else []
     if keys:
-        md += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        heads = [k.replace("best_", "best ").replace("on_front", "on the front") for k in keys]
+        md += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(keys)]
         for row in families:
             cells = [format_value(k.removeprefix("best_"), row[k]) for k in keys]
             md.append("| " + " | ".join(cells) + " |")
@@ -773,7 +854,7 @@ def _halving_section(data: StudyData) -> list[str]:
         if flops and row["rung"] < len(fractions):
             spent = fmt.si(float(flops) * fractions[row["rung"]], "FLOP")
         else:
-            spent = f"{row['tokens']:,}" if not flops else "-"
+            spent = fmt.si(row["tokens"]) if not flops else "-"
         md.append(f"| {row['rung']} | {spent} | {row['reached']} | {went_on} | {row['stopped']} |")
     return [*md, "", "![learning curves](curves.png)", ""]
 
@@ -794,7 +875,14 @@ def _markdown(
     md += agreement_section(rung_agreement(data.records), judged_metric(data.settings))
     md += [f"## Hypervolume {budget_title(data)}", ""]
     if data.complete(feasible=True):
-        md += ["![hypervolume history](hypervolume.png)", ""]
+        md += [
+            "The hypervolume of the feasible front after each trial (normalised objectives, "
+            "0 to 1, higher is better): where it flattens, new trials stopped improving the "
+            "front.",
+            "",
+            "![hypervolume history](hypervolume.png)",
+            "",
+        ]
     md += [f"## Parameter importances {budget_title(data)}", ""]
     if imp:
         md += [
@@ -845,9 +933,14 @@ def _rung_table(data: StudyData) -> list[dict[str, Any]]:
 
 
 def budget_title(data: StudyData) -> str:
-    """'at equal compute (3e+13 FLOP per trial)' or 'at equal tokens (200,000 tokens per
-    trial)', from the saved settings: on every figure title and table heading."""
-    return budget_label(data.settings.get("train") or {})
+    """'at equal compute (30 TFLOP per trial)' or 'at equal tokens (200 k tokens per trial)',
+    from the saved settings: on every figure title and table heading."""
+    train = data.settings.get("train") or {}
+    if train.get("budget_flops"):
+        return f"at equal compute ({fmt.si(float(train['budget_flops']), 'FLOP')} per trial)"
+    if train.get("budget_tokens"):
+        return f"at equal tokens ({fmt.count(int(train['budget_tokens']), 'tokens')} per trial)"
+    return budget_label(train)
 
 
 def save_seeds(data: StudyData, study: optuna.Study, out: Path) -> None:

@@ -29,6 +29,7 @@ from archsearch.quality.train import TrainConfig, check_budget_fits, training_fl
 from archsearch.search.front_seeds import reseed_front
 from archsearch.search.loop import Search, SearchSummary
 from archsearch.search.observer import StudyView
+from archsearch.search.pipeline import WEIGHTS_ATTR
 from archsearch.search.report import write_report
 from archsearch.search.results import common_failure, count_finished, outcome_counts
 from archsearch.search.space import load_space, sample_configs
@@ -103,6 +104,7 @@ def run_search(
     command: str = "",
     view: ViewFactory = _no_view,
     force: bool = False,
+    save_weights: bool = False,
 ) -> dict[str, Any]:
     """Validate everything, then open (or resume) the study and run it: in this process, or in
     ``workers`` worker processes; then write the report (``OUT/report``). A summary dict.
@@ -110,7 +112,7 @@ def run_search(
     ``profile``: the hardware preset, already checked against this machine (default: the CPU
     preset); ``view`` makes the live display once the study's settings are known;
     ``front_seeds``: extra seeds each final front model is trained with (:mod:`.front_seeds`);
-    ``out``: see :func:`_out_folder`."""
+    ``out``: see :func:`_out_folder`; ``save_weights``: see :data:`.pipeline.WEIGHTS_ATTR`."""
     if sampler not in SAMPLERS:
         raise ConfigError("--sampler", sampler, "one of " + ", ".join(SAMPLERS))
     if front_seeds < 0:
@@ -139,6 +141,8 @@ def run_search(
         store = open_storage(url, exclusive=True)
         st = open_study(settings, store, name, sampler=sampler, seed=seed, n_trials=trials)
         st.set_user_attr(TARGET, trials)
+        if save_weights:  # complete trials keep their weights in OUT/weights (resumes too)
+            st.set_user_attr(WEIGHTS_ATTR, str((out / "weights").resolve()))
         live = view(name, trials, settings)
         if workers > 1:
             launch = WorkerLaunch(url, name, trials, workers, device_list, threads, sampler, seed)

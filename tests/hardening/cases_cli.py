@@ -122,7 +122,7 @@ def _usage() -> list[dict]:
         _case("cli-study-unknown-subcommand", ["study", "nope"], "no such command"),
         _case("cli-root-unknown-option", ["--nope"], "--nope"),
         _case("cli-build-extra-argument", ["build", M, M], "unexpected extra argument"),
-        _case("cli-report-extra-argument", ["report", "{tmp}", "{tmp}"], "unexpected"),
+        _case("cli-report-extra-argument", ["report", "{tmp}", "{tmp}", "{tmp}"], "unexpected"),
         _case("cli-newline-in-value", ["build", M, "-T", "1\n2"], None),
         _case("cli-newline-in-command", ["no\nsuch"], "no such command"),
         _case("cli-escape-in-option", ["build", M, "--\x1b[31mred"], None),

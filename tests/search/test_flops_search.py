@@ -65,7 +65,8 @@ def test_search_at_equal_compute_with_front_seeds(tmp_path: Path) -> None:
             assert abs(rungs[0]["flops"] - 1.5e8) / 1.5e8 < 0.1  # rung 0 at half the FLOPs
     assert res["front_seed_runs"] >= 1
     md = (out / "report" / "report.md").read_text()
-    assert "## Pareto front at equal compute (3e+08 FLOP per trial)" in md
+    assert "## Pareto front at equal compute (300 MFLOP per trial)" in md
+    assert "every trial spent 300 MFLOP of training" in md and "## How to read this" in md
     assert "## The front over seeds at equal compute" in md and "distinguishable" in md
     seeds = (out / "report" / "seeds.csv").read_text().splitlines()
     assert seeds[0].startswith("number,seed,bits_per_byte") and len(seeds) >= 3
