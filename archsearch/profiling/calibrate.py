@@ -75,7 +75,8 @@ def fingerprint(threads: int) -> dict[str, Any]:
 
 def fingerprint_text(fp: dict[str, Any]) -> str:
     """``Intel Xeon ..., 2 cores, torch 2.6.0, 2 threads``: a fingerprint in one short phrase."""
-    return f"{fp['cpu']}, {fp['cores']} cores, torch {fp['torch']}, {fp['threads']} threads"
+    threads = f"{fp['threads']} thread" + "s" * (fp["threads"] != 1)
+    return f"{fp['cpu']}, {fp['cores']} cores, torch {fp['torch']}, {threads}"
 
 
 def bf16_native() -> bool:
@@ -85,8 +86,12 @@ def bf16_native() -> bool:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    flags = {w for line in text.splitlines() if line.startswith(("flags", "Features"))
-             for w in line.split(":", 1)[-1].split()}
+    flags = {
+        w
+        for line in text.splitlines()
+        if line.startswith(("flags", "Features"))
+        for w in line.split(":", 1)[-1].split()
+    }
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
@@ -158,7 +163,7 @@ def calibrate(
     return Calibration(fingerprint(used), now, peaks, runs, repeats, notes)
 
 
-# -- the file ---------------------------------------------------------------------------------------
+# -- the file --------------------------------------------------------------------------------------
 
 
 def _positive(value: Any, where: str, source: str) -> float:
@@ -178,7 +183,7 @@ def _entry(data: Any, i: int, source: str) -> Calibration:
     if not isinstance(fp, dict) or any(
         not isinstance(fp.get(k), t) or isinstance(fp.get(k), bool) for k, t in types.items()
     ):
-        allowed = f"a mapping of cpu (text), cores (integer), torch (text), threads (integer); {_REDO}"
+        allowed = f"a mapping of cpu, torch (text), cores, threads (integers); {_REDO}"
         raise ConfigError(f"{where}.fingerprint", fp, allowed, source=source)
     date = data.get("date")
     if not isinstance(date, str) or len(date) < 10:
@@ -249,7 +254,7 @@ def _temporary(path: Path) -> Iterator[Path]:
         Path(name).unlink(missing_ok=True)
 
 
-# -- lookup -----------------------------------------------------------------------------------------
+# -- lookup ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -273,11 +278,8 @@ def lookup_peak(dtype: str, threads: int, path: Path | None = None) -> Found:
     fp = fingerprint(threads)
     mine = [c for c in cals if c.fingerprint == fp]
     if not mine:
-        return Found(
-            None,
-            f"{path} has no calibration for this machine ({fingerprint_text(fp)}; "
-            f"{len(cals)} of other machines or thread counts ignored): {HOW}",
-        )
+        others = f"{len(cals)} of another machine or thread count ignored"
+        return Found(None, f"no calibration for {fingerprint_text(fp)} ({others}): {HOW}")
     cal = mine[-1]
     if dtype not in cal.peak_tflops:
         have = ", ".join(cal.peak_tflops)

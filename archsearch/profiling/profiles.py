@@ -2,9 +2,10 @@
 
 A profile names the device and dtype, the batch, the warm-up and repeat counts, whether to
 ``torch.compile``, the device's peak TFLOP/s (for MFU) and its memory (to skip lengths that cannot
-fit). On the CPU a profile without a peak uses this machine's calibrated one
-(:func:`device_peak`; ``archsearch doctor --calibrate``). Every field has a default, so ``Profile()`` is the CPU preset; a YAML file overrides fields.
-Unknown fields, bad values and a device this machine lacks are one-line errors naming the file.
+fit). On the CPU a profile without a peak uses this machine's calibrated one (:func:`device_peak`;
+``archsearch doctor --calibrate``). Every field has a default, so ``Profile()`` is the CPU preset;
+a YAML file overrides fields. Unknown fields, bad values and a device this machine lacks are
+one-line errors naming the file.
 """
 
 from __future__ import annotations
