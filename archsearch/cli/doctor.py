@@ -3,9 +3,14 @@
 One line per check, ``ok``, ``warn`` or ``fail`` and a detail: Python, archsearch itself (version
 and where it is imported from), torch (and its CUDA build), the devices, optuna, fvcore, threads,
 the shipped profiles and search spaces, the storage drivers (SQLite, psycopg for PostgreSQL) and
-whether the output folder can be written. Exit status 0 unless a check fails (then 1: a broken
-environment, not a bad argument, which is 2). Only torch is imported; the other packages are looked
-up by their metadata, so the command takes a few seconds at most.
+whether the output folder can be written, and this machine's CPU calibration. Exit status 0 unless
+a check fails (then 1: a broken environment, not a bad argument, which is 2). Only torch is
+imported; the other packages are looked up by their metadata, so the command takes a few seconds
+at most.
+
+``--calibrate`` then measures this machine's matmul peak (for MFU on the CPU; docs/costs.md,
+"Latency") and stores it in the per-machine calibration file; ``--sizes``, ``--repeats`` and
+``--threads`` say how.
 """
 
 from __future__ import annotations
@@ -106,6 +111,21 @@ def check_threads() -> Check:
     return _check("threads", "ok", detail)
 
 
+def check_calibration() -> Check:
+    """This machine's calibrated CPU peak at torch's thread count, or how to get one."""
+    from archsearch.profiling.calibrate import lookup_peak
+
+    try:
+        import torch
+    except ImportError:
+        return _check("calibration", "warn", "unknown (no torch)")
+    found = lookup_peak("float32", torch.get_num_threads())
+    if found.tflops is None:
+        damaged = found.source.startswith("calibration ignored")
+        return _check("calibration", "warn" if damaged else "ok", found.source)
+    return _check("calibration", "ok", f"float32 {1e3 * found.tflops:.1f} GFLOP/s, {found.source}")
+
+
 def _shipped(name: str, folder: Path, names: list[str], load: Callable[[str], Any]) -> Check:
     """Every shipped YAML of a kind loads; fails when there is none (a broken install)."""
     if not names:
@@ -163,6 +183,7 @@ def run_checks(out: Path) -> list[Check]:
         check_package("optuna", "optuna", missing="fail", why="archsearch search needs it"),
         check_package("fvcore", "fvcore", missing="warn", why="the FLOP cross-check needs it"),
         check_threads(),
+        check_calibration(),
         check_profiles(),
         check_spaces(),
         check_sqlite(),
@@ -173,24 +194,99 @@ def run_checks(out: Path) -> list[Check]:
     ]
 
 
+_SIZES = typer.Option(
+    None,
+    "--sizes",
+    help="With --calibrate: the square matmul sizes to time, e.g. 1024,2048,4096 (the default).",
+)
+_REPEATS = typer.Option(
+    None, "--repeats", help="With --calibrate: timed calls per size, the best counts (default 5)."
+)
+_THREADS = typer.Option(
+    None,
+    "--threads",
+    help="With --calibrate: torch threads (default torch's, as a profile with threads: null runs).",
+)
+
+
 @user_errors
 def doctor_cmd(
     out: Path = typer.Option(
         Path("runs"), "--out", "-o", help="Output folder to check for write access."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of lines."),
+    calibrate: bool = typer.Option(
+        False,
+        "--calibrate",
+        help="Also measure this CPU's matmul peak and store it for MFU on the CPU (seconds).",
+    ),
+    sizes: str | None = _SIZES,
+    repeats: int | None = _REPEATS,
+    threads: int | None = _THREADS,
 ) -> None:
-    """Check the installation: versions, devices, threads, the shipped profiles and spaces, the
-    storage drivers, write access to the output folder. Exit 1 if a check fails."""
+    """Check the installation: versions, devices, threads, the CPU calibration, the shipped
+    profiles and spaces, the storage drivers, write access to the output folder. Exit 1 if a check
+    fails. --calibrate: measure and store this CPU's matmul peak (MFU on the CPU)."""
+    how = _calibration_settings(calibrate, sizes, repeats, threads)
     checks = run_checks(out)
     statuses = {c["status"] for c in checks}
     failed = "fail" in statuses
-    if as_json:
-        worst = "fail" if failed else "warn" if "warn" in statuses else "ok"
-        echo_json({"status": worst, "checks": checks})
-    else:
+    worst = "fail" if failed else "warn" if "warn" in statuses else "ok"
+    if not as_json:
         width = max(len(c["check"]) for c in checks)
         for c in checks:
             typer.echo(f"{c['status']:<4}  {c['check']:<{width}}  {c['detail']}")
+    result: dict[str, Any] = {"status": worst, "checks": checks}
+    if how is not None:
+        result["calibration"] = _calibrate(how, quiet=as_json)
+    if as_json:
+        echo_json(result)
     if failed:
         raise typer.Exit(code=1)
+
+
+def _calibration_settings(
+    calibrate: bool, sizes: str | None, repeats: int | None, threads: int | None
+) -> dict[str, Any] | None:
+    """The benchmark's sizes, repeats and threads, checked before anything runs (None: no
+    --calibrate, and then none of its options)."""
+    from archsearch.dataconf import check_int
+    from archsearch.errors import ConfigError
+
+    if not calibrate:
+        for name, value in (("--sizes", sizes), ("--repeats", repeats), ("--threads", threads)):
+            if value is not None:
+                raise ConfigError(name, value, "only with --calibrate")
+        return None
+    how: dict[str, Any] = {"threads": threads, "repeats": 5, "sizes": (1024, 2048, 4096)}
+    if sizes is not None:
+        allowed = "comma-separated matrix sizes from 16 to 16,384, e.g. 1024,2048,4096"
+        words = [w.strip() for w in sizes.split(",") if w.strip()]
+        if not words or not all(w.isdigit() and 16 <= int(w) <= 16384 for w in words):
+            raise ConfigError("--sizes", sizes, allowed)
+        how["sizes"] = tuple(sorted({int(w) for w in words}))
+    if repeats is not None:
+        how["repeats"] = check_int("--repeats", repeats, 1, 1000)
+    if threads is not None:
+        check_int("--threads", threads, 1, 4096)
+    return how
+
+
+def _calibrate(how: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
+    """Measure, store and (unless ``quiet``) print the peak; returns the stored entry and file."""
+    from archsearch.profiling.calibrate import calibrate, fingerprint_text, save_calibration
+
+    if not quiet:
+        sizes = ", ".join(f"{n}" for n in how["sizes"])
+        typer.echo(f"calibrating: square matmuls of {sizes}, best of {how['repeats']} calls ...")
+    cal = calibrate(threads=how["threads"], sizes=how["sizes"], repeats=how["repeats"])
+    path = save_calibration(cal)
+    if not quiet:
+        for r in cal.runs:
+            typer.echo(f"  {r['dtype']:<8} {r['size']:>5}²: {1e3 * r['tflops']:8.1f} GFLOP/s")
+        for dtype, peak in cal.peak_tflops.items():
+            typer.echo(f"peak {dtype}: {1e3 * peak:.1f} GFLOP/s ({peak:.4g} TFLOP/s)")
+        for note in cal.notes:
+            typer.echo(f"note: {note}")
+        typer.echo(f"wrote {path} ({fingerprint_text(cal.fingerprint)})")
+    return {**cal.to_dict(), "source": cal.source, "file": str(path)}

@@ -286,6 +286,10 @@ def print_summary(con: Any, points: list[Any], prof: Any, mets: set[str], *, det
     """One table across variants and lengths, then why a figure is missing, the warnings and
     (without ``details``) how many ops a FLOP counter gave 0."""
     con.print(summary_table(points, prof, mets))
+    peak = next((pt.row for pt in points if pt.row.get("peak_source")), None)
+    if peak is not None:  # where MFU's peak came from, or why there is no MFU (never silent)
+        rate = f"{fmt.si(peak['peak_tflops'] * 1e12, 'FLOP/s')}, " if peak["peak_tflops"] else ""
+        con.print(esc(f"MFU peak: {rate}{peak['peak_source']}"), highlight=False)
     for pt in points:
         where = f"{pt.variant} at T = {pt.seq_len:,}"
         status = pt.row.get("latency_status")
@@ -304,7 +308,8 @@ def print_summary(con: Any, points: list[Any], prof: Any, mets: set[str], *, det
 
 def summary_table(points: list[Any], prof: Any, mets: set[str]) -> Any:
     """Rows: (variant, T); columns: parameters, forward and training FLOPs, the training-step
-    peak memory and the forward latency with its spread (``!``: unstable, CV over 10%)."""
+    peak memory, the forward latency with its spread (``!``: unstable, CV over 10%) and, with a
+    peak, the forward MFU."""
     from rich import box
     from rich.table import Table
 
@@ -318,12 +323,15 @@ def summary_table(points: list[Any], prof: Any, mets: set[str]) -> Any:
         + (
             "; latency: forward median, CV: its spread between halves of the calls (! over 10%)"
             * timed
-        ),
+        )
+        + ("; MFU: forward" if any("fwd_mfu" in pt.row for pt in points) else ""),
     )
     t.add_column("variant", overflow="fold", min_width=8)
     names = ["T", "params", "forward\nFLOPs", "training\nFLOPs"]
     names += ["peak\nmemory"] if "memory" in mets else []
     names += ["latency", "CV"] if timed else []
+    mfu = any("fwd_mfu" in pt.row for pt in points)
+    names += ["MFU"] if mfu else []
     for name in names:  # a value is never broken; only the variant's name may fold
         t.add_column(name, justify="right", no_wrap=True)
     for pt in points:
@@ -334,6 +342,8 @@ def summary_table(points: list[Any], prof: Any, mets: set[str]) -> Any:
             cells.append(_bytes(gib * 2**30) if isinstance(gib, (int, float)) else "-")
         if timed:
             cells += _latency_cells(r)
+        if mfu:
+            cells.append(f"{100 * r['fwd_mfu']:.1f}%" if "fwd_mfu" in r else "-")
         t.add_row(esc(pt.variant), *cells)
     return t
 

@@ -150,6 +150,7 @@ def train_cmd(
     the_task.check_model(cfg_model, source=str(model))
     check_budget_fits(tcfg, the_task, cfg_model)
     res = _run(run_training, cfg_model, the_task, tcfg, prof, name, quiet=as_json, done=on_done)
+    res.env["mfu"] = _mfu(res, prof)
     command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _report(res, write_result(out, res, command=command), as_json=as_json)
 
@@ -187,6 +188,26 @@ def _task_options(items: list[str], *, data: str | None, eval_stride: int | None
     if eval_stride is not None:
         options["eval_stride"] = eval_stride
     return options
+
+
+def _mfu(res: Any, prof: Any) -> dict[str, Any]:
+    """Achieved TFLOP/s (exact training FLOPs over training time) and MFU against the profile's
+    peak (on the CPU: this machine's calibrated one), with the peak's source or why there is
+    none."""
+    from archsearch.profiling.profiles import device_peak, mfu_record
+
+    peak = device_peak(prof, threads=res.env.get("torch_threads"))
+    return mfu_record(res.flops_spent, res.train_seconds, peak)
+
+
+def _mfu_rows(m: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The summary's rows: the achieved rate and the MFU (``-`` without a peak)."""
+    if not m or m.get("achieved_tflops") is None:
+        return []
+    achieved = f"{1e3 * m['achieved_tflops']:,.1f} GFLOP/s (exact FLOPs / training time)"
+    if m["mfu"] is None:
+        return [("achieved", achieved), ("MFU", "-")]
+    return [("achieved", achieved), ("MFU", f"{100 * m['mfu']:.1f}%")]
 
 
 def _report(res: Any, files: dict[str, str], *, as_json: bool) -> None:
@@ -272,7 +293,12 @@ def _print_summary(res: Any, files: dict[str, str]) -> None:
     t = Table(title=esc(run_title(record)))
     t.add_column("quantity")
     t.add_column("value", justify="right")
-    for quantity, value in summary_rows(record):
+    mfu = record["env"].get("mfu")
+    for quantity, value in [*summary_rows(record), *_mfu_rows(mfu)]:
         t.add_row(esc(quantity), esc(value))
     Console().print(t)
+    if mfu:
+        peak = mfu["peak_tflops"]
+        typer.echo(f"peak: {1e3 * peak:,.1f} GFLOP/s, " if peak else "peak: ", nl=False)
+        typer.echo(mfu["peak_source"])
     typer.echo(f"{res.reason}\nwrote " + ", ".join(files.values()))

@@ -2,8 +2,10 @@
 
 A profile names the device and dtype, the batch, the warm-up and repeat counts, whether to
 ``torch.compile``, the device's peak TFLOP/s (for MFU) and its memory (to skip lengths that cannot
-fit). Every field has a default, so ``Profile()`` is the CPU preset; a YAML file overrides fields.
-Unknown fields, bad values and a device this machine lacks are one-line errors naming the file.
+fit). On the CPU a profile without a peak uses this machine's calibrated one (:func:`device_peak`;
+``archsearch doctor --calibrate``). Every field has a default, so ``Profile()`` is the CPU preset;
+a YAML file overrides fields. Unknown fields, bad values and a device this machine lacks are
+one-line errors naming the file.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Literal
 
 from archsearch.dataconf import MAX_BATCH, MAX_SEQ_LEN, check_int, check_number, from_dict
 from archsearch.errors import ConfigError
+from archsearch.profiling.calibrate import lookup_peak
 from archsearch.yamlio import line_of, load_yaml, resolve_shipped, shipped_dir, shipped_names
 
 #: the shipped presets, package data (``--profile cpu`` means ``PROFILES_DIR / "cpu.yaml"``); the
@@ -40,7 +43,8 @@ class Profile:
     threads: int | None = None
     """CPU threads (torch.set_num_threads) while timing; null: torch's default"""
     peak_tflops: float | None = None
-    """the device's dense peak at this dtype, for MFU; null: MFU not reported"""
+    """the device's dense peak at this dtype, for MFU; null: on the CPU, this machine's
+    calibrated peak (``archsearch doctor --calibrate``), elsewhere MFU not reported"""
     memory_gib: float | None = None
     """device memory: lengths whose memory estimate exceeds it are recorded as out of memory
     without running; null: no limit (a real out-of-memory error is still caught)"""
@@ -124,3 +128,42 @@ def check_device(profile: Profile, *, source: str | None = None) -> None:
                 f"torch {torch.__version__})",
                 source=source,
             )
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The peak a profile's MFU is computed against: ``tflops`` and where it came from
+    (``source``), or None and a one-line note saying why there is none (never silent)."""
+
+    tflops: float | None
+    source: str
+
+
+def device_peak(profile: Profile, *, threads: int | None = None) -> Peak:
+    """The profile's own ``peak_tflops``; else, on the CPU, this machine's calibrated peak at the
+    profile's dtype and ``threads`` (default: the profile's, else torch's current count)."""
+    if profile.peak_tflops is not None:
+        return Peak(profile.peak_tflops, f"profile {profile.name}: peak_tflops")
+    if profile.device != "cpu":
+        return Peak(None, f"profile {profile.name} has no peak_tflops: MFU not reported")
+    if threads is None:
+        threads = profile.threads
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    found = lookup_peak(profile.dtype, threads)
+    return Peak(found.tflops, found.source)
+
+
+def mfu_record(flops: float, seconds: float, peak: Peak) -> dict[str, Any]:
+    """Achieved TFLOP/s (``flops`` in ``seconds``) and, with a peak, the MFU, with the peak's
+    source (or the note why there is no MFU)."""
+    achieved = flops / seconds / 1e12 if seconds > 0 else None
+    mfu = achieved / peak.tflops if achieved is not None and peak.tflops else None
+    return {
+        "achieved_tflops": achieved,
+        "peak_tflops": peak.tflops,
+        "peak_source": peak.source,
+        "mfu": mfu,
+    }

@@ -22,7 +22,7 @@ from archsearch.model.transformer import count_params, receptive_field
 from archsearch.profiling.flops import compare_flops
 from archsearch.profiling.measure import time_model
 from archsearch.profiling.memory import estimate_memory, measure_memory
-from archsearch.profiling.profiles import Profile
+from archsearch.profiling.profiles import Profile, device_peak
 
 METRICS = ("flops", "memory", "latency")
 
@@ -308,7 +308,9 @@ def _latency(
         return
     pt.details["latency"] = lat.to_dict()
     B = prof.batch_size
+    peak = device_peak(prof, threads=lat.threads)
     row: dict[str, Any] = {"latency_status": "ok", "threads": lat.threads}
+    row |= {"peak_tflops": peak.tflops, "peak_source": peak.source}
     for key, t, flops in (
         ("fwd", lat.forward, cost.forward_exact),
         ("train", lat.train_step, cost.training_exact),
@@ -326,8 +328,8 @@ def _latency(
         if flops is not None:
             tflops = B * flops / (t.median_ms / 1e3) / 1e12
             row[f"{key}_tflops"] = tflops
-            if prof.peak_tflops:
-                row[f"{key}_mfu"] = tflops / prof.peak_tflops
+            if peak.tflops:
+                row[f"{key}_mfu"] = tflops / peak.tflops
     pt.row.update(row)
     if lat.train_step is not None:
         budget.last_seconds = lat.train_step.median_ms / 1e3

@@ -23,6 +23,7 @@ CHECKS = [
     "optuna",
     "fvcore",
     "threads",
+    "calibration",
     "profiles",
     "spaces",
     "sqlite",
