@@ -122,6 +122,15 @@ Report = Annotated[
     bool,
     typer.Option("--report/--no-report", help="Write the report (OUT/report) at the end."),
 ]
+Track = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--track",
+        help="Log every trial (parameters, metrics, learning curve) to mlflow:PATH (a local "
+        "MLflow store) or tensorboard:PATH (event files); repeatable. Needs the extra: pip "
+        "install 'archsearch[mlflow]' / 'archsearch[tensorboard]'.",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary, no live table.")]
 Force = Annotated[
     bool,
@@ -154,6 +163,7 @@ def search_cmd(
     threads: Threads = None,
     out: Out = None,
     report: Report = True,
+    track: Track = None,
     as_json: Json = False,
     force: Force = False,
 ) -> None:
@@ -185,6 +195,7 @@ def search_cmd(
         command=invocation(ctx),
         view=lambda name, n, settings: study_view(name, n, settings, quiet=as_json),
         force=force,
+        track=track or [],
     )
     if report and not as_json:
         echo_report_line(summary["report"])

@@ -203,7 +203,18 @@ def train_trial(
     def on_step(step: int, fraction: float, loss: float, tps: float) -> None:
         ctx.observer.trial_step(fraction, loss)
 
-    return train(cfg, ctx.task, s.train, s.profile, on_step=on_step, on_eval=judge)
+    # Optuna keeps intermediate values of single-objective studies only (optuna-dashboard draws
+    # them); every study's curve is also saved whole at the end (``curve``)
+    single = s.objectives == [ctx.task.metric]
+
+    def on_eval(p: CurvePoint) -> None:
+        value = p.metrics.get(ctx.task.metric)
+        if single and p.tokens > 0 and value is not None and math.isfinite(value):
+            with ctx.critical():
+                trial.report(float(value), step=p.tokens)
+        judge(p)
+
+    return train(cfg, ctx.task, s.train, s.profile, on_step=on_step, on_eval=on_eval)
 
 
 class RungJudge:
