@@ -61,7 +61,8 @@ def dashboard_cmd(
     require_dashboard()  # before the study is opened: the pip command, in one line
     from archsearch.search.storage import TrialStore, load_study, redact
 
-    st, url = load_study(_storage_spec(study), name)
+    # write=False: a read-only study is shown too (its curve plot then is not saved: a note)
+    st, url = load_study(_storage_spec(study), name, write=False)
     server = make_server(TrialStore(st).storage, host, port)
     shown = f"http://{host}:{server.server_port}/dashboard"
 

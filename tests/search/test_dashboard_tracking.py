@@ -240,3 +240,43 @@ def test_a_resumed_study_is_not_logged_twice(searched: dict) -> None:
     client = MlflowClient(tracking_uri=mlflow_uri(path))
     exp = client.get_experiment_by_name("tinydash")
     assert len(client.search_runs([exp.experiment_id])) == len(_finished(st))
+
+
+def test_single_objective_curve_is_reported_as_intermediate_values(tmp_path: Path) -> None:
+    """Optuna keeps intermediate values for one objective only: there the curve is reported."""
+    from archsearch.search.run import run_search
+
+    text = tiny_space("tinyone", train=TRAIN, params_max=None).replace(
+        "  - {metric: flops_fwd, direction: minimize}\n", ""
+    )
+    space = tmp_path / "one.yaml"
+    space.write_text(text)
+    run_search(str(space), trials=1, out=tmp_path / "run", report=False)
+    st, url = load_study(tmp_path / "run" / "study.db", None, write=False)
+    release(url)
+    (t,) = st.trials
+    assert t.user_attrs["outcome"] == "complete", t.user_attrs.get("reason")
+    assert st.metric_names == ["bits_per_byte"]
+    curve = {x: y for x, y in t.user_attrs["curve"] if x > 0}
+    assert t.intermediate_values == pytest.approx(curve)
+
+
+@pytest.mark.slow
+def test_dashboard_command_serves_the_study(searched: dict) -> None:
+    """``archsearch dashboard FOLDER --port 0`` in a subprocess: it says where it listens, the
+    study is there, and Ctrl-C stops it cleanly."""
+    pytest.importorskip("optuna_dashboard")
+    import signal
+
+    cmd = [sys.executable, "-m", "archsearch", "dashboard", str(searched["out"]), "--port", "0"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("optuna-dashboard on sqlite:///"), line
+        base = line.split(": ", 1)[1].split()[0].removesuffix("/dashboard")
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as r:
+            names = [s["study_name"] for s in json.loads(r.read())["study_summaries"]]
+        assert names == ["tinydash"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
