@@ -280,3 +280,24 @@ def test_dashboard_command_serves_the_study(searched: dict) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+
+
+@pytest.mark.slow
+def test_workers_trials_are_tracked_by_the_parent(tmp_path: Path) -> None:
+    """With ``--workers`` the trials run in other processes: the parent logs them as it reloads
+    the study."""
+    pytest.importorskip("tensorboard")
+    from archsearch.search.run import run_search
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(tiny_space("tinywork", train=TRAIN))
+    tb = tmp_path / "tb"
+    res = run_search(
+        str(space), trials=2, workers=2, threads=1, out=tmp_path / "run", report=False,
+        track=[f"tensorboard:{tb}"],
+    )  # fmt: skip
+    assert res["worker_exit_codes"] == [0, 0]
+    st, url = load_study(tmp_path / "run" / "study.journal", None, write=False)
+    release(url)
+    want = [f"trial-{t.number:05d}" for t in _finished(st)]
+    assert len(want) >= 2 and sorted(p.name for p in (tb / "tinywork").iterdir()) == want
