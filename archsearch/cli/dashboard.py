@@ -55,7 +55,7 @@ def dashboard_cmd(
 ) -> None:
     """Open a study in optuna-dashboard: objectives by name, the Pareto front, every trial's
     parameters and metrics, and a plot of the learning curves (needs: pip install
-    'archsearch[dashboard]')."""
+    'archsearch\\[dashboard]')."""
     from archsearch.search.dashboard import curves_kept_current, make_server, require_dashboard
 
     require_dashboard()  # before the study is opened: the pip command, in one line

@@ -128,7 +128,7 @@ Track = Annotated[
         "--track",
         help="Log every trial (parameters, metrics, learning curve) to mlflow:PATH (a local "
         "MLflow store) or tensorboard:PATH (event files); repeatable. Needs the extra: pip "
-        "install 'archsearch[mlflow]' / 'archsearch[tensorboard]'.",
+        "install 'archsearch\\[mlflow]' / 'archsearch\\[tensorboard]'.",
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary, no live table.")]
