@@ -14,6 +14,7 @@ from archsearch.cli import (
     build,
     claims,
     compare,
+    dashboard,
     doctor,
     families,
     mixers,
@@ -71,6 +72,7 @@ study_app.command("recover")(worker.recover_cmd)
 app.add_typer(study_app, name="study")
 app.command("worker")(worker.worker_cmd)
 app.command("doctor")(doctor.doctor_cmd)
+app.command("dashboard")(dashboard.dashboard_cmd)
 
 
 def main() -> None:

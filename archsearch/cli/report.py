@@ -100,6 +100,7 @@ def _pair(
             f"{row['hypervolume_shared']:.4f} (shared normalisation)"
         )
     typer.echo(
-        f"wrote {rep['out']}/pair.md (" + ", ".join(Path(f).name for f in rep["files"].values())
+        f"wrote {rep['out']}/pair.md ("
+        + ", ".join(Path(f).name for f in rep["files"].values())
         + ")"
     )

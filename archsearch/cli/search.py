@@ -130,6 +130,15 @@ SaveWeights = Annotated[
         "front's as pareto/NAME.safetensors next to their model files.",
     ),
 ]
+Track = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--track",
+        help="Log every trial (parameters, metrics, learning curve) to mlflow:PATH (a local "
+        "MLflow store) or tensorboard:PATH (event files); repeatable. Needs the extra: pip "
+        "install 'archsearch\\[mlflow]' / 'archsearch\\[tensorboard]'.",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary, no live table.")]
 Force = Annotated[
     bool,
@@ -162,6 +171,7 @@ def search_cmd(
     threads: Threads = None,
     out: Out = None,
     report: Report = True,
+    track: Track = None,
     as_json: Json = False,
     force: Force = False,
     save_weights: SaveWeights = False,
@@ -195,6 +205,7 @@ def search_cmd(
         view=lambda name, n, settings: study_view(name, n, settings, quiet=as_json),
         force=force,
         save_weights=save_weights,
+        track=track or [],
     )
     if report and not as_json:
         echo_report_line(summary["report"])

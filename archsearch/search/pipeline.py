@@ -205,9 +205,17 @@ def train_trial(
     def on_step(step: int, fraction: float, loss: float, tps: float) -> None:
         ctx.observer.trial_step(fraction, loss)
 
+    # Optuna keeps intermediate values of single-objective studies only (optuna-dashboard draws
+    # them); every study's curve is also saved whole at the end (``curve``)
+    single = s.objectives == [ctx.task.metric]
+
     def on_eval(p: CurvePoint) -> None:
         metric = ctx.task.metric
-        ctx.observer.trial_eval(p.progress, metric, p.metrics.get(metric))
+        value = p.metrics.get(metric)
+        ctx.observer.trial_eval(p.progress, metric, value)
+        if single and p.tokens > 0 and value is not None and math.isfinite(value):
+            with ctx.critical():
+                trial.report(float(value), step=p.tokens)
         judge(p)
 
     folder = ctx.study.user_attrs.get(WEIGHTS_ATTR)

@@ -262,9 +262,7 @@ def pareto_file(r: TrialRecord) -> str:
     return f"trial-{r.number:04d}-{r.label.replace('/', '-').replace('+', '-')}.yaml"
 
 
-def _export_front(
-    front: list[TrialRecord], folder: Path, weights: Path | None = None
-) -> list[str]:
+def _export_front(front: list[TrialRecord], folder: Path, weights: Path | None = None) -> list[str]:
     """The front's model files under ``folder``; with ``weights`` (the study's weights folder,
     ``search --save-weights``), each one's trained weights next to it (``NAME.safetensors``;
     a duplicate trial's are those of the trial it repeats)."""

@@ -256,4 +256,3 @@ def fronts_figure(studies: list[StudyData]) -> Any:
     )
     fmt.legend(ax, fontsize=8, loc="best")
     return fig
-

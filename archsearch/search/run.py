@@ -51,6 +51,7 @@ from archsearch.search.study import (
     settings_from,
     settings_of,
 )
+from archsearch.search.tracking import parse_tracks, with_trackers
 
 #: a search folder's own files: re-running into a folder holding one resumes its study
 OWN_FILES = ("study.db", "study.journal")
@@ -105,6 +106,7 @@ def run_search(
     view: ViewFactory = _no_view,
     force: bool = False,
     save_weights: bool = False,
+    track: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Validate everything, then open (or resume) the study and run it: in this process, or in
     ``workers`` worker processes; then write the report (``OUT/report``). A summary dict.
@@ -112,11 +114,14 @@ def run_search(
     ``profile``: the hardware preset, already checked against this machine (default: the CPU
     preset); ``view`` makes the live display once the study's settings are known;
     ``front_seeds``: extra seeds each final front model is trained with (:mod:`.front_seeds`);
-    ``out``: see :func:`_out_folder`; ``save_weights``: see :data:`.pipeline.WEIGHTS_ATTR`."""
+    ``out``: see :func:`_out_folder`; ``save_weights``: see :data:`.pipeline.WEIGHTS_ATTR`;
+    ``track``: ``mlflow:PATH`` / ``tensorboard:PATH`` destinations every finished trial is logged
+    to (:mod:`.tracking`)."""
     if sampler not in SAMPLERS:
         raise ConfigError("--sampler", sampler, "one of " + ", ".join(SAMPLERS))
     if front_seeds < 0:
         raise ConfigError("--front-seeds", front_seeds, "an integer >= 0")
+    tracks = parse_tracks(track)
     sp = load_space(space_spec)
     models = sample_configs(sp)
     settings = settings_from(
@@ -143,7 +148,7 @@ def run_search(
         st.set_user_attr(TARGET, trials)
         if save_weights:  # complete trials keep their weights in OUT/weights (resumes too)
             st.set_user_attr(WEIGHTS_ATTR, str((out / "weights").resolve()))
-        live = view(name, trials, settings)
+        live = with_trackers(view(name, trials, settings), tracks, name, settings)
         if workers > 1:
             launch = WorkerLaunch(url, name, trials, workers, device_list, threads, sampler, seed)
             result = run_workers(st, launch, out, live)

@@ -334,6 +334,11 @@ class TrialStore:
         self.study = study
         self._storage = study._storage
 
+    @property
+    def storage(self) -> Any:
+        """The study's Optuna storage object (to hand to other tools, e.g. optuna-dashboard)."""
+        return self._storage
+
     def system_attrs(self, trial: Any) -> dict[str, Any]:
         """Optuna's own attributes of a trial (``fixed_params``, ``failed_trial``, ...)."""
         return dict(self._storage.get_trial_system_attrs(trial._trial_id))

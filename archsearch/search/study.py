@@ -298,11 +298,16 @@ def open_study(
         offset = 0
     smp = make_sampler(sampler, None if seed is None else seed + offset, n_trials)
     if exists:
-        return optuna.load_study(study_name=name, storage=storage, sampler=smp)
+        study = optuna.load_study(study_name=name, storage=storage, sampler=smp)
+        if study.metric_names is None:  # a study made before its objectives were named
+            study.set_metric_names(settings.objectives)
+        return study
     study = optuna.create_study(
         storage=storage, study_name=name, directions=settings.directions, sampler=smp
     )
     study.set_user_attr(ATTR, record)
+    # the objectives' names, for optuna-dashboard and study.trials_dataframe() (not "values_0")
+    study.set_metric_names(settings.objectives)
     return study
 
 
