@@ -383,7 +383,7 @@ def _fits_section(fits: list[dict]) -> list[str]:
         "## Fitted exponents",
         "",
         "Least-squares slope of log(metric) vs log(T) over the upper half of the lengths "
-        f"measured, at least {MIN_FIT_POINTS} points (fewer: no slope, \"too few points\"); "
+        f'measured, at least {MIN_FIT_POINTS} points (fewer: no slope, "too few points"); '
         "*theory*: the variant's asymptotic FLOP exponent (memory has none: its "
         "plot draws slope 1 as a guide). "
         "*mixing* is the token-mixing work alone (attention core + elementwise mixing: every "
