@@ -132,14 +132,17 @@ def styles(labels: Any) -> dict[str, Style]:
 
 def _log_ticks(ax: Any, axis: str, base: float, label: Any) -> None:
     """Log scale on ``axis`` with major ticks labelled by ``label(value)`` (1-2-5 steps when the
-    data span under two decades, so that a narrow axis still has labelled ticks)."""
+    data span under two decades, finer under one, so that a narrow axis still has labelled
+    ticks)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     a = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log", base=base)
     lo, hi = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
-    narrow = lo > 0 and hi / lo < (base**2 if base > 2 else 16)
-    subs = (1.0, 2.0, 5.0) if narrow and base == 10 else (1.0,)
+    span = hi / lo if lo > 0 else math.inf
+    subs: tuple[float, ...] = (1.0,)
+    if base == 10 and span < 100:
+        subs = (1.0, 2.0, 5.0) if span >= 10 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
     a.set_major_locator(LogLocator(base=base, subs=subs, numticks=8))
     a.set_major_formatter(FuncFormatter(lambda v, _pos: label(v)))
     a.set_minor_formatter(NullFormatter())
