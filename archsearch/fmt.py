@@ -130,20 +130,50 @@ def styles(labels: Any) -> dict[str, Style]:
     return {lab: style_of(i) for i, lab in enumerate(dict.fromkeys(labels))}
 
 
+#: mantissas of labelled log ticks, coarse to fine
+_SUBS = ((1.0,), (1.0, 2.0, 5.0), (1.0, 2.0, 3.0, 5.0), (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0))
+
+
+def log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round values (1, 2, 5 x a power of ten, finer when the span is narrow) between ``lo``
+    and ``hi``: the finest set with at most ``most`` values, or the coarsest with two or more."""
+    if not (0 < lo < hi) or not math.isfinite(hi):
+        return []
+    best: list[float] = []
+    for subs in _SUBS:
+        ticks = [
+            m * 10.0**e
+            for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+            for m in subs
+            if lo <= m * 10.0**e * (1 + 1e-9) and m * 10.0**e <= hi * (1 + 1e-9)
+        ]
+        if len(ticks) > most and len(best) >= 2:
+            break
+        best = ticks
+    return best
+
+
+def pow2_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Powers of two between ``lo`` and ``hi`` (every k-th, at most ``most``): sizes' ticks."""
+    if not (0 < lo < hi) or not math.isfinite(hi):
+        return []
+    ks = list(range(math.ceil(math.log2(lo) - 1e-9), math.floor(math.log2(hi) + 1e-9) + 1))
+    step = max(1, math.ceil(len(ks) / most))
+    return [2.0**k for k in ks[::step]]
+
+
 def _log_ticks(ax: Any, axis: str, base: float, label: Any) -> None:
-    """Log scale on ``axis`` with major ticks labelled by ``label(value)`` (1-2-5 steps when the
-    data span under two decades, finer under one, so that a narrow axis still has labelled
-    ticks)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    """Log scale on ``axis`` with major ticks labelled by ``label(value)``: round values
+    (:func:`log_ticks`, finer when the data span little), powers of two for ``base`` 2."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
     a = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log", base=base)
     lo, hi = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
-    span = hi / lo if lo > 0 else math.inf
-    subs: tuple[float, ...] = (1.0,)
-    if base == 10 and span < 100:
-        subs = (1.0, 2.0, 5.0) if span >= 10 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
-    a.set_major_locator(LogLocator(base=base, subs=subs, numticks=8))
+    if base == 10 and log_ticks(lo, hi):
+        a.set_major_locator(FixedLocator(log_ticks(lo, hi, 3 if axis == "x" else 8)))
+    else:
+        a.set_major_locator(LogLocator(base=base, numticks=8))
     a.set_major_formatter(FuncFormatter(lambda v, _pos: label(v)))
     a.set_minor_formatter(NullFormatter())
 

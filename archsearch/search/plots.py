@@ -127,6 +127,7 @@ def _status_handles(kinds: set[str]) -> list[Any]:
 
     handles = []
     if "front" in kinds:
+        line = "staircase" in kinds
         handles.append(
             Line2D(
                 [],
@@ -135,9 +136,9 @@ def _status_handles(kinds: set[str]) -> list[Any]:
                 marker="o",
                 markerfacecolor="none",
                 markersize=10,
-                ls="-",
+                ls="-" if line else "none",
                 lw=0.9,
-                label="Pareto front (ringed; staircase)",
+                label="Pareto front (ringed; staircase)" if line else "Pareto front (ringed)",
             )
         )
     if "stopped" in kinds:
@@ -160,7 +161,7 @@ def _status_handles(kinds: set[str]) -> list[Any]:
 
 def legend(ax: Any, used: dict[str, fmt.Style], kinds: set[str], **kw: Any) -> None:
     """Every family drawn (complete or stopped) and every kind of point, listed once."""
-    handles = _label_handles(used) + _status_handles(kinds)
+    handles = _label_handles(dict(sorted(used.items()))) + _status_handles(kinds)
     if handles:
         ax.legend(handles=handles, fontsize=8, **kw)
 
@@ -213,9 +214,10 @@ def _points_2d(data: Any, x: int, y: int) -> list[tuple[TrialRecord, float, floa
             out.append((r, r.values[mx], r.values[my], kind))
             continue
         v = stopped_value(r)
-        if v is None or not is_cost(mx) or is_cost(my) or not isinstance(r.metrics.get(mx), float):
+        cost = r.metrics.get(mx)
+        if v is None or not is_cost(mx) or is_cost(my) or not isinstance(cost, (int, float)):
             continue
-        out.append((r, float(r.metrics[mx]), v, "stopped"))
+        out.append((r, float(cost), v, "stopped"))
     return out
 
 
@@ -253,6 +255,7 @@ def scatter_2d(
         if len(data.objectives) == 2:
             sx, sy, where = staircase([(a, b) for a, b, _ in on_front], data.directions[x])
             ax.step(sx, sy, where=where, color="black", lw=0.9, zorder=1)
+            kinds.add("staircase")
         for a, b, num in on_front:
             ax.annotate(f"#{num}", (a, b), textcoords="offset points", xytext=(5, 4), fontsize=7)
     ax.set_xlabel(_label(data, x))
@@ -297,7 +300,7 @@ def _plot_pairs(
         u, k = scatter_2d(ax, data, front, style, xy)
         used.update(u)
         kinds |= k
-    legend(fig, dict(sorted(used.items())), kinds, loc="outside right upper", frameon=False)
+    legend(fig, used, kinds, loc="outside right upper", frameon=False)
     fig.suptitle(
         f"{fmt.plot_text(data.name)}: pairwise projections (front of all three objectives, "
         f"ringed), {budget}",
@@ -316,7 +319,7 @@ def _plot_3d(
 ) -> Path:
     """Costs on x and y, quality on z; a log cost is drawn as its log10 with unit ticks."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
     fig = plt.figure(figsize=(9.5, 7), layout="constrained")
     ax = fig.add_subplot(projection="3d")
@@ -343,13 +346,18 @@ def _plot_3d(
             kinds.add("front")
             ax.scatter(*coords(r), s=100, facecolors="none", edgecolors="black", linewidths=1.1)
     for axis, m, lg, i in zip((ax.xaxis, ax.yaxis, ax.zaxis), names, logs, order, strict=True):
-        axis.set_major_locator(MaxNLocator(4))
         axis.set_label_text(_label(data, i), fontsize=8)
-        if lg:
-            unit = get_metric(m).unit
-            axis.set_major_formatter(FuncFormatter(lambda v, _p, u=unit: fmt.si(10**v, u)))
+        if not lg:
+            axis.set_major_locator(MaxNLocator(4))
+            continue
+        vals = [r.values[m] for r in data.complete()]
+        binary = get_metric(m).unit in ("B", "GiB")
+        ticks = (fmt.pow2_ticks if binary else fmt.log_ticks)(min(vals), max(vals), 4)
+        ticks = ticks or [min(vals), max(vals)]
+        axis.set_major_locator(FixedLocator([math.log10(t) for t in ticks]))
+        axis.set_major_formatter(FuncFormatter(lambda v, _p, m=m: get_metric(m).format(10**v)))
     ax.tick_params(labelsize=7)
-    legend(ax, dict(sorted(used.items())), kinds, loc="upper left", bbox_to_anchor=(1.05, 1.0))
+    legend(fig, used, kinds, loc="outside right upper", frameon=False)
     ax.set_title(front_title(data, front, "Pareto front", budget), fontsize=10)
     return save(fig, path)
 
@@ -357,9 +365,13 @@ def _plot_3d(
 # ---- hypervolume, learning curves, importances ----
 
 
-def hv_warning(data: Any) -> str:
-    """The hypervolume figure's warning when too few feasible complete trials make its front."""
-    return fmt.warn_few(len(data.complete(feasible=True)), MIN_TRIALS_HV, "feasible trials")
+def hv_warning(data: Any, front: Sequence[TrialRecord] = ()) -> str:
+    """The hypervolume figure's warning when too few feasible complete trials make its front,
+    or when its front is one point (normalised, its hypervolume is 1 whatever it is)."""
+    few = fmt.warn_few(len(data.complete(feasible=True)), MIN_TRIALS_HV, "feasible trials")
+    if not few and len(front) == 1:
+        return "warning: the front is one trial, so its normalised hypervolume is 1 by definition"
+    return few
 
 
 def importances_warning(data: Any) -> str:
@@ -372,7 +384,7 @@ def plot_hv(hv: list[float], path: Path, label: str = "", warning: str = "") -> 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    ax.plot(range(len(hv)), hv, marker="o", ms=3)
+    ax.step(range(len(hv)), hv, where="post", marker="o", ms=3)
     ax.set_xlabel("trial number")
     ax.set_ylabel("hypervolume (normalised objectives)")
     title = f"hypervolume of the feasible front after each trial\n{label}"
@@ -452,7 +464,7 @@ def plot_curves(data: Any, path: Path, budget: str) -> Any:
         fontsize=10,
     )
     ax.grid(True, alpha=0.3, which="major")
-    handles = _label_handles(used) + [
+    handles = _label_handles(dict(sorted(used.items()))) + [
         Line2D([], [], color="0.3", ls="-", label="finished its full budget"),
         Line2D([], [], color="0.3", ls=":", marker="v", label="stopped (▼ where)"),
     ]

@@ -396,7 +396,8 @@ def draw_report(out: Path) -> dict[str, Any]:
     files.update(plots.plot_pareto(data, front, out, budget_title(data)))
     hv = data.hypervolume_history()
     if data.complete(feasible=True):
-        plots.plot_hv(hv, out / "hypervolume.png", budget_title(data), plots.hv_warning(data))
+        warn = plots.hv_warning(data, front)
+        plots.plot_hv(hv, out / "hypervolume.png", budget_title(data), warn)
         files["hypervolume"] = str(out / "hypervolume.png")
     if any(r.fidelity for r in data.records):
         plots.plot_curves(data, out / "curves.png", budget_title(data))
