@@ -252,7 +252,7 @@ def scatter_2d(
         kinds.add("front")
         fx, fy = [p[0] for p in on_front], [p[1] for p in on_front]
         ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="black", linewidths=1.1, zorder=4)
-        if len(data.objectives) == 2:
+        if len(data.objectives) == 2 and len(on_front) > 1:
             sx, sy, where = staircase([(a, b) for a, b, _ in on_front], data.directions[x])
             ax.step(sx, sy, where=where, color="black", lw=0.9, zorder=1)
             kinds.add("staircase")
