@@ -12,6 +12,7 @@ registered quantity use its name and unit (:mod:`archsearch.metrics`: ``flops_fw
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ EXPONENT_COLUMNS = [
     "fit_from",
     "fit_to",
     "theory",
+    "points",
+    "note",
 ]
 
 
@@ -180,8 +183,27 @@ def _theory(points: list[Point], variant: str) -> Any:
     )
 
 
+#: no exponent is fitted from fewer points than this (two points always lie on a line)
+MIN_FIT_POINTS = 3
+#: how each plotted metric's axis reads: the unit its ticks carry (fmt.metric_axis)
+AXIS_UNITS = {"flops": "FLOP", "mixing": "FLOP", "memory": "GiB", "latency": "ms"}
+
+
+def fit_points(xs: list[int], ys: list[float]) -> tuple[list[int], list[float]]:
+    """The points an exponent is fitted over: the upper half of the valid points, at least
+    :data:`MIN_FIT_POINTS` of them; none when fewer are valid."""
+    valid = [(x, y) for x, y in zip(xs, ys, strict=True) if y and y > 0 and math.isfinite(y)]
+    if len(valid) < MIN_FIT_POINTS:
+        return [], []
+    ux, uy = upper_fit_points([x for x, _ in valid], [y for _, y in valid])
+    if len(ux) >= MIN_FIT_POINTS:
+        return ux, uy
+    return [x for x, _ in valid[-MIN_FIT_POINTS:]], [y for _, y in valid[-MIN_FIT_POINTS:]]
+
+
 def fit_exponents(points: list[Point], variants: list[str], metrics: list[str]) -> list[dict]:
-    """Per variant and metric: the log-log slope over the upper half of the measured lengths."""
+    """Per variant and metric: the log-log slope over the upper half of the measured lengths
+    (at least :data:`MIN_FIT_POINTS`; with fewer valid points, no slope and a note)."""
     out = []
     for v in variants:
         theory = _theory(points, v)
@@ -189,7 +211,9 @@ def fit_exponents(points: list[Point], variants: list[str], metrics: list[str]) 
             col = metric_column(points, m)
             if col is None:
                 continue
-            xs, ys = upper_fit_points(*series(points, v, col))
+            sx, sy = series(points, v, col)
+            xs, ys = fit_points(sx, sy)
+            few = f"too few points ({len(sx)} < {MIN_FIT_POINTS})" if not xs else ""
             out.append(
                 {
                     "variant": v,
@@ -199,14 +223,47 @@ def fit_exponents(points: list[Point], variants: list[str], metrics: list[str]) 
                     "fit_from": xs[0] if xs else None,
                     "fit_to": xs[-1] if xs else None,
                     "theory": theory if m in SLOPE_FROM_THEORY else None,
+                    "points": len(xs),
+                    "note": few,
                 }
             )
     return out
 
 
-def plot_metric(points: list[Point], variants: list[str], metric: str, path: Path) -> bool:
-    """One log-log plot: a line per variant and, dashed, its theoretical slope through its last
-    point (the FLOP exponent for FLOPs and latency; slope 1 for memory)."""
+def _fit_label(variant: str, fit: dict | None, n: int) -> str:
+    """'softmax  T^2.00 (6 pts)' (the fitted slope and the points it is fitted over), or
+    'perceiver-ar  (2 pts: too few to fit)'."""
+    name = fmt.plot_text(variant)
+    if fit is None:
+        return name
+    if fit["fitted_exponent"] is None:
+        return f"{name}  ({n} pts: too few to fit)"
+    return f"{name}  $T^{{{fit['fitted_exponent']:.2f}}}$ ({fit['points']} pts)"
+
+
+def _guides(ax: Any, lines: dict[float, list[tuple[int, int, float]]]) -> None:
+    """One thin grey dotted guide per reference slope, through the geometric mean of the last
+    points (x :data:`REF_OFFSET`) of the variants that have it, over their common span."""
+    for slope, ends in sorted(lines.items()):
+        lo = min(e[0] for e in ends)
+        hi = max(e[1] for e in ends)
+        y0 = REF_OFFSET * math.exp(sum(math.log(e[2]) for e in ends) / len(ends))
+        xs = [lo, hi]
+        ax.plot(xs, [y0 * (x / hi) ** slope for x in xs], ":", color="0.45", lw=0.9,
+                label=f"guide: slope {slope:g}", zorder=1)  # fmt: skip
+
+
+def plot_metric(
+    points: list[Point],
+    variants: list[str],
+    metric: str,
+    path: Path,
+    fits: list[dict] | None = None,
+) -> Any:
+    """One log-log plot: a line per variant (its fitted slope and point count in the legend)
+    and, grey and dotted, one guide per theoretical slope (the FLOP exponent for FLOPs and
+    latency; slope 1 for memory), drawn only for variants with enough points to fit. Returns
+    the figure (closed, saved to ``path``), or None when there is nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -214,37 +271,55 @@ def plot_metric(points: list[Point], variants: list[str], metric: str, path: Pat
 
     col = metric_column(points, metric)
     if col is None:
-        return False
-    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
+        return None
+    fits = fits if fits is not None else fit_exponents(points, variants, [metric])
+    fit_of = {f["variant"]: f for f in fits if f["metric"] == metric}
+    style = fmt.styles(variants)
+    fig, ax = plt.subplots(figsize=(10, 5.2), dpi=120, layout="constrained")
+    guides: dict[float, list[tuple[int, int, float]]] = {}
     drawn = False
-    for i, v in enumerate(variants):
+    for v in variants:
         xs, ys = series(points, v, col)
         if not xs:
             continue
-        color = f"C{i % 10}"
-        ax.plot(xs, ys, "o-", color=color, label=fmt.plot_text(v), markersize=4)
-        theory = next((p.row.get("flop_exponent_theory") for p in points if p.variant == v), None)
-        slope = theory if metric in SLOPE_FROM_THEORY else 1.0
-        if slope and len(xs) > 1:
-            x0, y0 = xs[-1], REF_OFFSET * ys[-1]
-            ref = [y0 * (x / x0) ** slope for x in xs]
-            ax.plot(xs, ref, "--", color=color, alpha=0.45, linewidth=1)
+        label = _fit_label(v, fit_of.get(v), len(xs))
+        ax.plot(xs, ys, "-", label=label, markersize=4, lw=1.2, **style[v].line())
+        slope = _theory(points, v) if metric in SLOPE_FROM_THEORY else 1.0
+        if slope and len(xs) >= MIN_FIT_POINTS:
+            guides.setdefault(float(slope), []).append((xs[0], xs[-1], ys[-1]))
         drawn = True
     if not drawn:
         plt.close(fig)
-        return False
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length T (tokens)")
-    ax.set_ylabel(PLOTS[metric][1] if col == PLOTS[metric][0] else col)
-    what = "theoretical slope" if metric in SLOPE_FROM_THEORY else "slope 1"
-    ax.set_title(f"{metric} vs T (dashed: {what}, through the last point x{REF_OFFSET})")
-    ax.grid(True, which="both", alpha=0.25)
-    fmt.legend(ax, fontsize=8)
-    fig.tight_layout()
+        return None
+    _guides(ax, guides)
+    _axes(ax, metric, col, bool(guides))
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.savefig(path)
     plt.close(fig)
-    return True
+    return fig
+
+
+def _axes(ax: Any, metric: str, col: str, guides: bool) -> None:
+    """Log T on x (powers of two), the metric's unit on a log y axis, the title."""
+    ax.set_xscale("log", base=2)
+    unit = AXIS_UNITS[metric] if col == PLOTS[metric][0] else ("B" if "bytes" in col else "")
+    if not fmt.metric_axis(ax, "y", unit):
+        ax.set_yscale("log")
+    label = PLOTS[metric][1] if col == PLOTS[metric][0] else col
+    ax.set_xlabel("sequence length T (tokens)")
+    ax.set_ylabel(re.sub(r", (GiB|ms)\b", "", label))
+    guide = "theoretical FLOP exponent" if metric in SLOPE_FROM_THEORY else "slope 1"
+    second = (
+        f"dotted grey: {guide} guides, x{REF_OFFSET} below the variants' last points"
+        if guides
+        else f"warning: no slope fitted, no guide drawn (fewer than {MIN_FIT_POINTS} points)"
+    )
+    ax.set_title(
+        f"{metric} vs T (legend: fitted slope over the upper half, ≥ {MIN_FIT_POINTS} points)"
+        f"\n{second}",
+        fontsize=10,
+    )
+    ax.grid(True, which="major", alpha=0.3)
 
 
 # ---- summary.md ----
@@ -308,7 +383,8 @@ def _fits_section(fits: list[dict]) -> list[str]:
         "## Fitted exponents",
         "",
         "Least-squares slope of log(metric) vs log(T) over the upper half of the lengths "
-        "measured; *theory*: the variant's asymptotic FLOP exponent (memory has none: its "
+        f'measured, at least {MIN_FIT_POINTS} points (fewer: no slope, "too few points"); '
+        "*theory*: the variant's asymptotic FLOP exponent (memory has none: its "
         "plot draws slope 1 as a guide). "
         "*mixing* is the token-mixing work alone (attention core + elementwise mixing: every "
         "counted op but the dense layers' mm/addmm); the whole forward also holds the "
@@ -320,7 +396,10 @@ def _fits_section(fits: list[dict]) -> list[str]:
     ]
     for f in fits:
         fe = "" if f["fitted_exponent"] is None else f"{f['fitted_exponent']:.3f}"
-        rng = f"{f['fit_from']:,} – {f['fit_to']:,}" if f["fit_from"] else "too few points"
+        if f["fit_from"]:
+            rng = f"{f['fit_from']:,} – {f['fit_to']:,} ({f['points']} points)"
+        else:
+            rng = f.get("note") or "too few points"
         md.append(f"| {f['variant']} | {f['metric']} | {fe} | {_text(f['theory'])} | {rng} |")
     md.append("")
     return md
@@ -411,12 +490,12 @@ def draw_report(out: Path) -> dict[str, Any]:
     saved = json.loads(env_file.read_text()) if env_file.exists() else {}
     variants = list(dict.fromkeys(p.variant for p in points))
     metrics = measured_metrics(points)
+    fits = fit_exponents(points, variants, metrics)
     plots = {}
     for m in metrics:
         name = f"{m}.png"
-        if plot_metric(points, variants, m, out / name):
+        if plot_metric(points, variants, m, out / name, fits) is not None:
             plots[m] = name
-    fits = fit_exponents(points, variants, metrics)
     write_rows(fits, out / "exponents.csv", EXPONENT_COLUMNS)
     write_summary(
         out,

@@ -96,47 +96,72 @@ def run_title(record: Mapping[str, Any]) -> str:
     return f"{record['model'].get('name') or 'model'} on {record['task']}: {record['status']}"
 
 
-def plot_curve(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Loss (nats) against tokens: the training loss per step (``record``) and the held-out loss
-    at each evaluation (``rows``, as in curve.csv), with the task's context-free baseline;
-    accuracy tasks get a second panel."""
+def _metric_label(name: str) -> str:
+    """'held-out bits per byte (bit/byte)', 'held-out accuracy': the registry's unit on the axis."""
+    unit = get_metric(name).unit if is_metric(name) else ""
+    text = "held-out " + name.replace("_", " ")
+    return f"{text} ({unit})" if unit else text
+
+
+def _loss_panel(
+    ax: Any, record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], scale: float
+) -> None:
+    """Training loss per step divided by ``scale`` (ln 2 turns the lm's nats per byte into bits
+    per byte) and the held-out value per evaluation (its recorded bits per byte, or loss)."""
+    tokens = [r["tokens"] for r in rows]
+    tps = rows[1]["tokens"] / rows[1]["step"] if len(rows) > 1 and rows[1]["step"] else 0
+    if record["train_losses"] and tps:
+        steps, losses = zip(*record["train_losses"], strict=True)
+        train = [v / scale for v in losses]
+        ax.plot([s * tps for s in steps], train, lw=0.8, alpha=0.6, label="train (per step)")
+    key = "eval_bits_per_byte" if scale != 1.0 and "eval_bits_per_byte" in rows[0] else "eval_loss"
+    held = [r[key] if key != "eval_loss" else r[key] / scale for r in rows]
+    ax.plot(tokens, held, "o-", label="held-out")
+
+
+def plot_curve(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], path: Path) -> Any:
+    """The task's headline metric against tokens, in its unit: bits per byte for lm (the
+    training loss per step and the held-out value at each evaluation, with the unigram
+    baseline); accuracy tasks plot held-out accuracy with their baselines and, beside it, the
+    loss in nats. Returns the (closed) figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    accuracy = record["metric"] == "accuracy"
+    metric = record["metric"]
     baseline: dict[str, float] = record["baseline"]
-    tokens = [r["tokens"] for r in rows]
-    fig, axes = plt.subplots(1, 2 if accuracy else 1, figsize=(11 if accuracy else 6.5, 4.2))
-    ax = axes[0] if accuracy else axes
-    tps = rows[1]["tokens"] / rows[1]["step"] if len(rows) > 1 else 0
-    if record["train_losses"] and tps:
-        steps, losses = zip(*record["train_losses"], strict=True)
-        ax.plot([s * tps for s in steps], losses, lw=0.8, alpha=0.6, label="train (per step)")
-    ax.plot(tokens, [r["eval_loss"] for r in rows], "o-", label="held-out")
+    bpb = metric == "bits_per_byte"
+    headline = not bpb and f"eval_{metric}" in (rows[0] if rows else {})
+    fig, axes = plt.subplots(
+        1, 2 if headline else 1, figsize=(11 if headline else 6.5, 4.2), layout="constrained"
+    )
+    ax = axes[-1] if headline else axes
+    _loss_panel(ax, record, rows, math.log(2) if bpb else 1.0)
     unigram = baseline.get("unigram_bits_per_byte")
     if unigram is not None:
-        ax.axhline(unigram * math.log(2), ls="--", c="gray", label="unigram baseline")
-    ax.set_xlabel("tokens seen")
-    ax.set_ylabel("loss (nats per scored token)")
-    ax.grid(alpha=0.3)
-    fmt.legend(ax)
-    if accuracy:
-        a2 = axes[1]
-        a2.plot(tokens, [r["eval_accuracy"] for r in rows], "o-")
+        ax.axhline(
+            unigram if bpb else unigram * math.log(2), ls="--", c="gray", label="unigram baseline"
+        )
+    ax.set_ylabel(_metric_label("bits_per_byte") if bpb else "loss (nats per scored token)")
+    if headline:
+        a2 = axes[0]
+        a2.plot([r["tokens"] for r in rows], [r[f"eval_{metric}"] for r in rows], "o-")
         for k, v in baseline.items():
             a2.axhline(v, ls="--", c="gray", label=k.replace("_", " "))
-        a2.set_ylim(0, 1.02)
-        a2.set_xlabel("tokens seen")
-        a2.set_ylabel("held-out accuracy")
-        a2.grid(alpha=0.3)
+        if metric == "accuracy":
+            a2.set_ylim(0, 1.02)
+        a2.set_ylabel(_metric_label(metric))
         if baseline:
             fmt.legend(a2)
+    for a in axes if headline else [axes]:
+        a.set_xlabel("tokens seen")
+        a.grid(alpha=0.3)
+    fmt.legend(ax)
     fig.suptitle(fmt.plot_text(run_title(record)))
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def _metric_cell(name: str, v: Any) -> str:

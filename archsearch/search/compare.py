@@ -44,6 +44,7 @@ from archsearch.quality.train import (
     train,
     training_flops_per_window,
 )
+from archsearch.search.plots import axis_label
 from archsearch.search.results import budget_label
 from archsearch.search.stats import Summary, paired_difference, summarise
 from archsearch.search.storage import open_storage, storage_url, study_names
@@ -355,36 +356,39 @@ def compare(
 
 def plot_compare(rows: list[dict[str, Any]], task: Task, label: str, path: Path) -> Path:
     """Quality against each model's training FLOPs per window (its cost: at equal compute every
-    run spends the same FLOPs, so the spent FLOPs would not tell the models apart), one colour
-    and marker per model, the 95% interval over seeds as error bars."""
+    run spends the same FLOPs, so the spent FLOPs would not tell the models apart) on a log axis
+    in FLOP, one colour and marker per model (:func:`archsearch.fmt.styles`), the 95% interval
+    over seeds as error bars; a model with a single seed puts a warning in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    markers = "osD^v<>pPhX*"
-    cmap = plt.get_cmap("tab10")
-    for i, r in enumerate(row for row in rows if row["n"]):
+    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
+    shown = [row for row in rows if row["n"]]
+    style = fmt.styles(row["model"] for row in rows)
+    for r in shown:
         half = (r["ci95_high"] - r["ci95_low"]) / 2
+        s = style[r["model"]]
         ax.errorbar(
             [r["flops_train_per_window"]],
             [r["mean"]],
             yerr=[[half], [half]],
-            fmt=markers[i % len(markers)],
-            color=cmap(i % 10),
+            ls="none",
             capsize=4,
             markersize=8,
             label=f"{fmt.plot_text(r['model'])} (n = {r['n']})",
+            **s.line(),
         )
-    ax.set_xscale("log")
-    ax.set_xlabel("training FLOPs per window of the model (FLOP, log scale)")
+    fmt.si_axis(ax, "x", "FLOP")
+    ax.set_xlabel("training FLOPs per window of the model")
     better = "higher" if task.higher_is_better else "lower"
-    ax.set_ylabel(f"held-out {task.metric}, {better} is better")
-    ax.set_title(f"{task.name}: mean and 95% interval over seeds, {label}", fontsize=10)
-    ax.grid(True, alpha=0.3, which="both")
-    fmt.legend(ax, fontsize=8)
-    fig.tight_layout()
+    ax.set_ylabel(f"{axis_label(task.metric)}, {better} is better")
+    few = fmt.warn_few(min((r["n"] for r in shown), default=0), 2, "seed(s) for some model")
+    title = f"{task.name}: mean and 95% interval over seeds, {label}"
+    ax.set_title(title + (f"\n{few}" if few else ""), fontsize=10)
+    ax.grid(True, alpha=0.3, which="major")
+    fmt.legend(ax, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -6,10 +6,12 @@ Written to the output folder:
   metric, constraints, rung reached, parameters, reason); a quality metric's column names the
   fidelity it was measured at (``bits_per_byte@full`` for a trial trained on the full budget,
   ``bits_per_byte@rung0`` for one stopped at rung 0), a profiled one is the metric's name;
-- ``pareto.png``: the objectives of every trained trial, coloured by family (label), the feasible
-  Pareto front joined and numbered; infeasible trials as grey crosses; trials stopped by
-  successive halving as faint markers at their last rung's value. Three objectives: a 3-D plot,
-  and ``pareto_pairs.png`` with the three 2-D projections;
+- ``pareto.png``: the objectives of every trained trial, one colour and marker per family
+  (label), costs on log axes in their units, the feasible Pareto front ringed, numbered and
+  drawn as a staircase; infeasible trials as grey crosses; trials stopped by successive halving
+  as hollow markers at their last rung's value. Three objectives: a 3-D plot, and
+  ``pareto_pairs.png`` with the 2-D projections (quality on y, costs on x); the figures are
+  drawn by :mod:`archsearch.search.plots`;
 - ``hypervolume.png``: the hypervolume of the feasible front after each trial, in normalised
   objective space (each objective mapped so that the best value seen is 0 and the reference
   point, the worst value seen pushed out by 10 % of its range, is 1);
@@ -40,7 +42,6 @@ profiled/quality split come from :mod:`archsearch.metrics` (docs/search.md, "Rep
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -51,6 +52,7 @@ from archsearch import fmt
 from archsearch.metrics import Metric, get_metric, is_metric
 from archsearch.model.config import dump_model_config, model_config_from_dict
 from archsearch.profiling.report import read_rows, write_rows
+from archsearch.search import plots
 from archsearch.search.fidelity import agreement_section, judged_metric, rung_agreement
 from archsearch.search.front_seeds import ATTR as FRONT_SEEDS
 from archsearch.search.front_seeds import seed_rows
@@ -412,15 +414,20 @@ def draw_report(out: Path) -> dict[str, Any]:
     data, saved = load_saved(out)
     files: dict[str, str] = {"trials": str(out / "trials.csv")}
     front = data.front()
-    files.update(_plot_pareto(data, front, out))
+    files.update(plots.plot_pareto(data, front, out, budget_title(data)))
     hv = data.hypervolume_history()
     if data.complete(feasible=True):
-        files["hypervolume"] = str(_plot_hv(hv, out / "hypervolume.png", budget_title(data)))
+        warn = plots.hv_warning(data, front)
+        plots.plot_hv(hv, out / "hypervolume.png", budget_title(data), warn)
+        files["hypervolume"] = str(out / "hypervolume.png")
     if any(r.fidelity for r in data.records):
-        files["curves"] = str(_plot_curves(data, out / "curves.png"))
+        plots.plot_curves(data, out / "curves.png", budget_title(data))
+        files["curves"] = str(out / "curves.png")
     importances = _read_importances(out)
     if importances:
-        files["importances"] = str(_plot_importances(importances, out, budget_title(data)))
+        warn = plots.importances_warning(data)
+        plots.plot_importances(importances, out / "importances.png", budget_title(data), warn)
+        files["importances"] = str(out / "importances.png")
     families = _families(data, front)
     files["families"] = str(_write_table(families, out / "families.csv"))
     exported = [str(out / "pareto" / pareto_file(r)) for r in front]
@@ -447,220 +454,6 @@ def draw_report(out: Path) -> dict[str, Any]:
         "trials": len(data.records),
         "rank_fidelity": [a.to_dict() for a in rung_agreement(data.records)],
     }
-
-
-def _axes_order(data: StudyData) -> list[int]:
-    """Cost on x, quality on y when there is one of each; otherwise the file's order."""
-    idx = list(range(len(data.objectives)))
-    quality = [i for i in idx if not is_profiled(data.objectives[i])]
-    cost = [i for i in idx if is_profiled(data.objectives[i])]
-    if len(idx) == 2 and len(quality) == 1 and len(cost) == 1:
-        return [cost[0], quality[0]]
-    return idx
-
-
-def _axis_label(data: StudyData, i: int) -> str:
-    """'flops_fwd (FLOP), lower is better': the registry's label and the better way."""
-    name = data.objectives[i]
-    m = _metric(name)
-    better = "lower" if data.directions[i] == "minimize" else "higher"
-    return f"{m.label if m else name}, {better} is better"
-
-
-def _colours(labels: Sequence[str]) -> dict[str, Any]:
-    import matplotlib.pyplot as plt
-
-    cmap = plt.get_cmap("tab10")
-    return {lab: cmap(i % 10) for i, lab in enumerate(sorted(set(labels)))}
-
-
-def _stopped_value(r: TrialRecord, metric: str) -> float | None:
-    """A stopped trial's quality at its last rung (only for the task's headline metric)."""
-    if r.outcome != "stopped" or not r.fidelity:
-        return None
-    v = r.fidelity[-1].get("value")
-    return v if isinstance(v, (int, float)) and math.isfinite(v) else None
-
-
-def _scale(ax: Any, data: StudyData, i: int, axis: str) -> None:
-    vals = [r.values[data.objectives[i]] for r in data.complete()]
-    vals += [r.metrics.get(data.objectives[i]) for r in data.records if r.metrics]
-    vals = [v for v in vals if isinstance(v, (int, float)) and v > 0]
-    m = _metric(data.objectives[i])
-    if m is not None and m.log and vals and max(vals) / min(vals) > 10:
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-
-
-def _plot_pareto(data: StudyData, front: list[TrialRecord], out: Path) -> dict[str, str]:
-    import matplotlib.pyplot as plt
-
-    n = len(data.objectives)
-    files: dict[str, str] = {}
-    labels = [r.label for r in data.records]
-    colour = _colours(labels)
-    order = _axes_order(data)
-    if n == 1:
-        return files
-    if n == 3:
-        fig = plt.figure(figsize=(8, 6.5))
-        ax = fig.add_subplot(projection="3d")
-        _scatter(ax, data, front, colour, order, three_d=True)
-        ax.set_title(
-            f"{fmt.plot_text(data.name)}: Pareto front "
-            f"({len(front)} of {len(data.records)} trials)\n" + budget_title(data)
-        )
-        _save(fig, out / "pareto.png")
-        files["pareto"] = str(out / "pareto.png")
-        fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-        for ax, (a, b) in zip(axes, ((0, 1), (0, 2), (1, 2)), strict=True):
-            _scatter(ax, data, front, colour, [a, b], three_d=False, legend=ax is axes[0])
-        fig.suptitle(
-            f"{fmt.plot_text(data.name)}: pairwise projections (front of all three objectives), "
-            + budget_title(data)
-        )
-        _save(fig, out / "pareto_pairs.png")
-        files["pareto_pairs"] = str(out / "pareto_pairs.png")
-        return files
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    _scatter(ax, data, front, colour, order[:2], three_d=False, legend=True)
-    ax.set_title(
-        f"{fmt.plot_text(data.name)}: Pareto front ({len(front)} of {len(data.records)} trials)\n"
-        + budget_title(data)
-    )
-    _save(fig, out / "pareto.png")
-    files["pareto"] = str(out / "pareto.png")
-    return files
-
-
-def _scatter(
-    ax: Any,
-    data: StudyData,
-    front: list[TrialRecord],
-    colour: dict[str, Any],
-    axes: list[int],
-    *,
-    three_d: bool,
-    legend: bool = True,
-) -> None:
-    names = [data.objectives[i] for i in axes]
-    on_front = {r.number for r in front}
-    seen: set[str] = set()
-    for r in data.complete():
-        xyz = [r.values[m] for m in names]
-        if not r.feasible:
-            lab = "infeasible" if "infeasible" not in seen else None
-            seen.add("infeasible")
-            ax.scatter(*xyz, marker="x", color="0.55", s=36, label=lab)
-            continue
-        lab = fmt.plot_text(r.label) if r.label not in seen else None
-        seen.add(r.label)
-        ax.scatter(*xyz, color=colour[r.label], s=46, label=lab)
-        if r.number in on_front:
-            lab = "on the Pareto front" if "front" not in seen else None
-            seen.add("front")
-            ax.scatter(*xyz, s=90, facecolors="none", edgecolors="black", linewidths=1.2, label=lab)
-    # trials stopped by successive halving: their quality at the last rung reached
-    if not three_d and len(names) == 2:
-        qual = [m for m in names if not is_profiled(m)]
-        if len(qual) == 1:
-            for r in data.records:
-                v = _stopped_value(r, qual[0])
-                cost = [m for m in names if is_profiled(m)]
-                if v is None or not cost or cost[0] not in r.metrics:
-                    continue
-                point = {qual[0]: v, cost[0]: r.metrics[cost[0]]}
-                lab = "stopped early (value at its last rung)" if "stopped" not in seen else None
-                seen.add("stopped")
-                ax.scatter(
-                    point[names[0]],
-                    point[names[1]],
-                    color=colour.get(r.label, "0.5"),
-                    alpha=0.3,
-                    s=18,
-                    marker="v",
-                    label=lab,
-                )
-    if not three_d and front:
-        pts = sorted((r.values[names[0]], r.values[names[1]], r.number) for r in front)
-        if len(data.objectives) == 2:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], color="black", lw=0.8, ls="--")
-        for x, y, num in pts:
-            ax.annotate(f"#{num}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel(_axis_label(data, axes[0]))
-    ax.set_ylabel(_axis_label(data, axes[1]))
-    if three_d:
-        ax.set_zlabel(_axis_label(data, axes[2]))
-    else:
-        _scale(ax, data, axes[0], "x")
-        _scale(ax, data, axes[1], "y")
-        ax.grid(True, alpha=0.3, which="both")
-    if legend:
-        fmt.legend(ax, fontsize=8, loc="best")
-
-
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_hv(hv: list[float], path: Path, label: str = "") -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(range(len(hv)), hv, marker="o", ms=3)
-    ax.set_xlabel("trial number")
-    ax.set_ylabel("hypervolume (normalised objectives)")
-    ax.set_title(f"hypervolume of the feasible front after each trial\n{label}")
-    ax.grid(True, alpha=0.3)
-    _save(fig, path)
-    return path
-
-
-def _plot_curves(data: StudyData, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    colour = _colours([r.label for r in data.records])
-    seen: set[str] = set()
-    metric = next((m for m in data.objectives if not is_profiled(m)), None)
-    for number, curve in data.curves.items():
-        pts = [(x, y) for x, y in curve if x > 0 and y is not None]
-        if not pts:
-            continue
-        r = data.records[number]
-        lab = fmt.plot_text(r.label) if r.label not in seen else None
-        seen.add(r.label)
-        style = "-" if r.outcome == "complete" else ":"
-        ax.plot(*zip(*pts, strict=True), style, color=colour[r.label], alpha=0.8, label=lab)
-        if r.outcome == "stopped":
-            ax.plot(*pts[-1], marker="v", color=colour[r.label])
-    ax.set_xscale("log")
-    ax.set_xlabel("training tokens")
-    ax.set_ylabel(f"held-out {metric or 'quality'}")
-    ax.set_title(
-        f"learning curves (dotted, ▼: stopped by successive halving)\n{budget_title(data)}"
-    )
-    ax.grid(True, alpha=0.3, which="both")
-    fmt.legend(ax, fontsize=8)
-    _save(fig, path)
-    return path
-
-
-def _plot_importances(imp: dict[str, dict[str, float]], out: Path, label: str = "") -> Path:
-    import matplotlib.pyplot as plt
-
-    params = sorted({p for d in imp.values() for p in d})
-    fig, axes = plt.subplots(1, len(imp), figsize=(5.5 * len(imp), 0.4 * len(params) + 1.8))
-    axes = axes if len(imp) > 1 else [axes]
-    for ax, (m, d) in zip(axes, imp.items(), strict=True):
-        ax.barh(params, [d.get(p, 0.0) for p in params])
-        ax.set_title(f"importance for {m}\n{label}")
-        ax.invert_yaxis()
-    _save(fig, out / "importances.png")
-    return out / "importances.png"
 
 
 def _families(data: StudyData, front: list[TrialRecord]) -> list[dict[str, Any]]:
@@ -882,6 +675,7 @@ def _markdown(
             "",
         ]
     md += [f"## Parameter importances {budget_title(data)}", ""]
+    md += [f"**{w}**", ""] if imp and (w := plots.importances_warning(data)) else []
     if imp:
         md += [
             "PED-ANOVA (Optuna's default) over the complete trials; see `importances.csv`.",

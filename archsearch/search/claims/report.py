@@ -26,6 +26,7 @@ from archsearch.search.claims.verdicts import (
     RowResult,
     judge_claim,
 )
+from archsearch.search.plots import axis_label
 from archsearch.search.stats import summarise
 
 _BADGE = {REPRODUCED: "**reproduced**", NOT_REPRODUCED: "**not reproduced**"}
@@ -109,21 +110,16 @@ def cost_fn(scale: Scale) -> Any:
 
 # ---- figures ----
 
-_MARKERS = "osD^v<>pPhX*d"
 
-
-def _style(models: list[str], name: str) -> tuple[Any, str]:
+def _style(models: list[str], name: str) -> fmt.Style:
     """One colour and marker per model, the same in every figure of the report: the model's
     place among the scale's models (a task prefix such as ``mqar-`` dropped, so the MQAR
-    softmax looks like the lm softmax) picks a tab10 colour and a marker; no two models of a
-    scale share both."""
-    import matplotlib.pyplot as plt
-
+    softmax looks like the lm softmax) picks its :func:`archsearch.fmt.style_of`; no two models
+    of a scale share both."""
     base = [m.split("-", 1)[1] if m.startswith("mqar-") else m for m in models]
     key = name.split("-", 1)[1] if name.startswith("mqar-") else name
     order = list(dict.fromkeys(base))
-    i = order.index(key) if key in order else len(order)
-    return plt.get_cmap("tab10")(i % 10), _MARKERS[i % len(_MARKERS)]
+    return fmt.style_of(order.index(key) if key in order else len(order))
 
 
 def _curve_points(rec: ScaleRecords, exp: str, model: str) -> list[tuple[float, Any]]:
@@ -151,31 +147,32 @@ def plot_claim(claim: Claim, rec: ScaleRecords, models: list[str], path: Path) -
     exps = list(dict.fromkeys(r.experiment for r in claim.rows if r.test != "cheaper"))
     if not exps or not rec.curves:
         return None
-    fig, axes = plt.subplots(1, len(exps), figsize=(6.5 * len(exps), 4.8), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(exps), figsize=(6.5 * len(exps), 4.8), squeeze=False, layout="constrained"
+    )
     for ax, exp in zip(axes[0], exps, strict=True):
         runs = rec.runs()[exp]
         for name in _claim_models(claim, exp, rec):
             pts = _curve_points(rec, exp, name)
             if not pts:
                 continue
-            color, marker = _style(models, name)
             xs = [p[0] for p in pts]
             ys = [p[1].mean for p in pts]
             err = [0.0 if math.isnan(p[1].half_width) else p[1].half_width for p in pts]
             n = max(p[1].n for p in pts)
-            ax.errorbar(xs, ys, yerr=err, color=color, marker=marker, capsize=3, markersize=6,
-                        linewidth=1.2, label=f"{fmt.plot_text(name)} (n = {n})")  # fmt: skip
-        ax.set_xscale("log")
-        ax.set_xlabel("training FLOPs spent (log scale)")
+            ax.errorbar(xs, ys, yerr=err, capsize=3, markersize=6, linewidth=1.2,
+                        label=f"{fmt.plot_text(name)} (n = {n})",
+                        **_style(models, name).line())  # fmt: skip
+        fmt.si_axis(ax, "x", "FLOP")
+        ax.set_xlabel("training FLOPs spent")
         better = "lower" if runs.lower_is_better else "higher"
-        ax.set_ylabel(f"held-out {runs.metric}, {better} is better")
+        ax.set_ylabel(f"{axis_label(runs.metric)}, {better} is better")
         ax.set_title(f"{exp}: mean and 95% interval over seeds", fontsize=10)
         ax.grid(True, alpha=0.3, which="both")
         fmt.legend(ax, fontsize=7)
         if runs.lower_is_better:
             _zoom(ax, rec, exp, claim)
     fig.suptitle(fmt.plot_text(f"Claim {claim.id}: {claim.title}"), fontsize=11)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
