@@ -71,9 +71,24 @@ def dashboard_cmd(
 
     with curves_kept_current(st, refresh, note):
         typer.echo(f"optuna-dashboard on {redact(url)}: {shown} (Ctrl-C to stop)", err=True)
+        _stop_on_signals(server)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
             server.server_close()
+
+
+def _stop_on_signals(server: object) -> None:
+    """Ctrl-C and SIGTERM end ``serve_forever`` cleanly: the WSGI handler catches every
+    exception of a request it is answering, so a KeyboardInterrupt arriving then was swallowed
+    and the server served on."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)

@@ -62,6 +62,13 @@ _WARMUP = typer.Option(
     callback=bounded(0, 1, integer=False),
     help="Warm-up fraction of the budget.",
 )
+_EVALS = typer.Option(
+    None,
+    "--evals",
+    callback=EVALS,
+    help="Held-out evaluations after step 0 (default: as many as fit in ~7% of the compute, "
+    "1 to 8).",
+)
 _EVAL_STRIDE = typer.Option(
     None,
     "--eval-stride",
@@ -88,13 +95,7 @@ def train_cmd(
     batch_size: int = typer.Option(16, "--batch-size", "-b", callback=BATCH),
     lr: float = typer.Option(2e-3, "--lr", callback=LR, help="Peak learning rate (AdamW)."),
     warmup: float = _WARMUP,
-    evals: int | None = typer.Option(
-        None,
-        "--evals",
-        callback=EVALS,
-        help="Held-out evaluations after step 0 (default: as many as fit in ~7% of the compute, "
-        "1 to 8).",
-    ),
+    evals: int | None = _EVALS,
     eval_stride: int | None = _EVAL_STRIDE,
     seed: int = typer.Option(0, "--seed", callback=SEED),
     task_opts: list[str] = typer.Option(

@@ -111,12 +111,9 @@ def run_search(
     """Validate everything, then open (or resume) the study and run it: in this process, or in
     ``workers`` worker processes; then write the report (``OUT/report``). A summary dict.
 
-    ``profile``: the hardware preset, already checked against this machine (default: the CPU
-    preset); ``view`` makes the live display once the study's settings are known;
-    ``front_seeds``: extra seeds each final front model is trained with (:mod:`.front_seeds`);
-    ``out``: see :func:`_out_folder`; ``save_weights``: see :data:`.pipeline.WEIGHTS_ATTR`;
-    ``track``: ``mlflow:PATH`` / ``tensorboard:PATH`` destinations every finished trial is logged
-    to (:mod:`.tracking`)."""
+    ``profile``: the hardware preset, checked against this machine (default: CPU); ``view``
+    makes the live display; ``front_seeds``: extra seeds per front model (:mod:`.front_seeds`);
+    ``save_weights``: :data:`.pipeline.WEIGHTS_ATTR`; ``track``: :mod:`.tracking`."""
     if sampler not in SAMPLERS:
         raise ConfigError("--sampler", sampler, "one of " + ", ".join(SAMPLERS))
     if front_seeds < 0:
@@ -143,11 +140,9 @@ def run_search(
     options = (budget_tokens is not None, budget_flops is not None)
     check_budget_trains(settings.train, the_task, models, options)
     with held(url):  # one process writes a SQLite study; storage failures: one line
-        store = open_storage(url, exclusive=True)
-        st = open_study(settings, store, name, sampler=sampler, seed=seed, n_trials=trials)
-        st.set_user_attr(TARGET, trials)
-        if save_weights:  # complete trials keep their weights in OUT/weights (resumes too)
-            st.set_user_attr(WEIGHTS_ATTR, str((out / "weights").resolve()))
+        st = _open(
+            settings, url, name, trials, (sampler, seed), out / "weights" if save_weights else None
+        )
         live = with_trackers(view(name, trials, settings), tracks, name, settings)
         if workers > 1:
             launch = WorkerLaunch(url, name, trials, workers, device_list, threads, sampler, seed)
@@ -164,6 +159,25 @@ def run_search(
         out.mkdir(parents=True, exist_ok=True)
         result["report"] = write_report(st, out / "report", command=command)
     return result
+
+
+def _open(
+    settings: Settings,
+    url: str,
+    name: str,
+    trials: int,
+    sampling: tuple[str, int],
+    weights: Path | None,
+) -> optuna.Study:
+    """Open (or resume) the study with its trial target; with ``weights``, complete trials keep
+    their weights there (a resumed run too)."""
+    store = open_storage(url, exclusive=True)
+    sampler, seed = sampling
+    st = open_study(settings, store, name, sampler=sampler, seed=seed, n_trials=trials)
+    st.set_user_attr(TARGET, trials)
+    if weights is not None:
+        st.set_user_attr(WEIGHTS_ATTR, str(weights.resolve()))
+    return st
 
 
 def models_for_task(models: list[ModelConfig], task: Task, source: str | None) -> list[ModelConfig]:
