@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from archsearch import API
 from archsearch.errors import ConfigError
 from archsearch.model.config import (
     ModelConfig,
@@ -35,7 +36,6 @@ from archsearch.model.config import (
 from archsearch.model.costs import model_cost
 from archsearch.model.overrides import apply_sets
 from archsearch.model.transformer import LanguageModel, build_model, count_params
-from archsearch.model.weights import load_trained
 from archsearch.profiling.profiles import Profile, check_device, load_profile
 from archsearch.profiling.runner import Variant, parse_metrics, profile_point
 from archsearch.quality.tasks import get_task, make_task
@@ -46,16 +46,7 @@ from archsearch.search.run import run_search as _run_search
 
 ModelLike = str | Path | Mapping[str, Any] | ModelConfig
 
-__all__ = [
-    "build",
-    "count_flops",
-    "load_model",
-    "load_trained",
-    "profile",
-    "report",
-    "run_search",
-    "train",
-]
+__all__ = list(API)  # the names the package exports lazily (archsearch.API)
 
 
 def load_model(model: ModelLike, *, sets: Sequence[str] = ()) -> ModelConfig:
