@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,11 +369,11 @@ def cpu_cores() -> int:
 
 
 def can_run_in_parallel(prof: Profile, metrics: set[str]) -> bool:
-    """Whether points may run at once: nothing timed, no CUDA memory measurement, and ``fork``
-    available (the workers inherit the loaded variants and the imported torch)."""
+    """Whether points may run at once: nothing timed, no CUDA memory measurement, and on Linux,
+    where ``fork`` is safe with torch loaded (the workers inherit the variants and torch)."""
     if "latency" in metrics or ("memory" in metrics and prof.device == "cuda"):
         return False
-    return "fork" in multiprocessing.get_all_start_methods()
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
 #: what a forked worker profiles with: (variants, profile, metrics, fvcore)
