@@ -371,7 +371,11 @@ def cpu_cores() -> int:
 def can_run_in_parallel(prof: Profile, metrics: set[str]) -> bool:
     """Whether points may run at once: nothing timed, no CUDA memory measurement, and on Linux,
     where ``fork`` is safe with torch loaded (the workers inherit the variants and torch)."""
+    import torch
+
     if "latency" in metrics or ("memory" in metrics and prof.device == "cuda"):
+        return False
+    if torch.cuda.is_initialized():  # a forked child cannot use it
         return False
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
