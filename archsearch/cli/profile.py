@@ -451,12 +451,18 @@ def _measure(
     """Every variant at every length (None: each variant's ``max_seq_len``), with progress on
     stderr: a bar on a terminal, a line per point otherwise (a log, a pipe, CI); ``quiet``
     leaves only skipped lengths (and no bar once done). ``stop_on_invalid``: a length a variant
-    cannot take raises its ConfigError instead of being recorded as skipped."""
+    cannot take raises its ConfigError (before anything is measured) instead of being recorded
+    as skipped. Points run in parallel processes where nothing is timed
+    (:class:`~archsearch.profiling.runner.Sweep`)."""
     from rich import progress as rp
     from rich.console import Console
 
-    from archsearch.profiling.runner import LatencyBudget, profile_point
+    from archsearch.profiling.runner import Sweep, at_length
 
+    if stop_on_invalid:  # one variant at chosen lengths: a bad length is the user's
+        for v in variants:
+            for T in lengths or [v.cfg.max_seq_len]:
+                at_length(v, T)
     points = []
     con = Console(stderr=True)
     columns = (
@@ -465,28 +471,28 @@ def _measure(
         rp.MofNCompleteColumn(),
         rp.TimeElapsedColumn(),
     )
-    total = sum(len(lengths) if lengths else 1 for _ in variants)
     bar_off = not con.is_terminal  # a log gets lines, not the bar's last frame
-    with rp.Progress(*columns, console=con, transient=quiet, disable=bar_off) as bar:
-        task = bar.add_task(label, total=total)
-        for v in variants:
-            budget = LatencyBudget()
-            for T in lengths or [v.cfg.max_seq_len]:
-                bar.update(task, description=f"{esc(v.name)} T={T:,}")
-                pt = profile_point(v, T, prof, mets, fvcore=fvcore, budget=budget)
-                if pt.error is not None and stop_on_invalid:
-                    raise pt.error  # one variant at chosen lengths: a bad length is the user's
-                points.append(pt)
-                if pt.status != "ok":
-                    con.print(
-                        f"[yellow]skipped[/yellow] {esc(v.name)} at T = {T:,}: "
-                        + esc(pt.row["note"])
-                    )
-                elif not con.is_terminal and not quiet:  # a log gets a line per point
-                    # one line per point, never folded at the console's width
-                    line = esc(f"{v.name} T={T:,}: {_point_line(pt.row)}")
-                    con.print(line, highlight=False, soft_wrap=True)
-                bar.advance(task)
+    # the worker processes are forked before the bar's refresh thread starts
+    with (
+        Sweep(variants, lengths, prof, mets, fvcore=fvcore) as sweep,
+        rp.Progress(*columns, console=con, transient=quiet, disable=bar_off) as bar,
+    ):
+        names = [f"{esc(variants[i].name)} T={T:,}" for i, T in sweep.jobs]
+        task = bar.add_task(names[0] if names else label, total=len(names))
+        for k, pt in enumerate(sweep.points()):
+            points.append(pt)
+            if pt.status != "ok":
+                con.print(
+                    f"[yellow]skipped[/yellow] {esc(pt.variant)} at T = {pt.seq_len:,}: "
+                    + esc(pt.row["note"])
+                )
+            elif not con.is_terminal and not quiet:  # a log gets a line per point
+                # one line per point, never folded at the console's width
+                line = esc(f"{pt.variant} T={pt.seq_len:,}: {_point_line(pt.row)}")
+                con.print(line, highlight=False, soft_wrap=True)
+            bar.advance(task)
+            if k + 1 < len(names):
+                bar.update(task, description=names[k + 1])
     return points
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from archsearch.mixers import build_mixer, get_mixer, mixer_config
 from archsearch.model.config import BlockConfig, ModelConfig
@@ -357,12 +360,49 @@ class DecoderLM(LanguageModel):
         return [("family: decodr\nd_model: 16\nlayers: [{mixer: {kind: softmax}}]\n", "family")]
 
 
+#: in-place random initialisers (``torch.nn.init`` functions and tensor methods): no-ops on meta
+_RANDOM_INIT = frozenset(
+    {
+        "normal_", "uniform_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_",
+        "xavier_uniform_", "xavier_normal_", "orthogonal_", "sparse_", "log_normal_",
+        "exponential_", "cauchy_", "geometric_", "random_", "bernoulli_",
+    }
+)  # fmt: skip
+
+
+class _SkipInitOnMeta(TorchFunctionMode):
+    """Returns a meta tensor unchanged from a random initialiser (it has no values to set).
+
+    Besides being pointless, ``normal_`` on a meta tensor imports ``torch._dynamo`` (about 2 s)
+    for its meta kernel. Tensors on other devices are initialised as ever, and a meta tensor
+    draws nothing from the random generator either way, so seeded builds are unchanged.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in _RANDOM_INIT:
+            t = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+            if isinstance(t, torch.Tensor) and t.is_meta:
+                return t
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def skip_init_on_meta() -> Iterator[None]:
+    """Inside: ``torch.nn.init``'s random initialisers (and ``Tensor.normal_``, ...) leave meta
+    tensors as they are; see :class:`_SkipInitOnMeta`."""
+    with _SkipInitOnMeta():
+        yield
+
+
 def build_model(cfg: ModelConfig, *, device: torch.device | str | None = None) -> LanguageModel:
-    """Build the model of ``cfg``'s family (on ``device``; ``"meta"`` allocates nothing)."""
+    """Build the model of ``cfg``'s family (on ``device``; ``"meta"`` allocates nothing and
+    initialises nothing: :func:`skip_init_on_meta`)."""
     cls = get_family(cfg.family.kind)
     if device is None:
         return cls(cfg)
-    with torch.device(device):
+    on_meta = torch.device(device).type == "meta"
+    with torch.device(device), skip_init_on_meta() if on_meta else nullcontext():
         return cls(cfg)
 
 

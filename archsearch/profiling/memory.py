@@ -5,10 +5,13 @@ Both run one procedure (:func:`_profile`), so their numbers mean the same thing:
 * **inference peak**: ``model.eval()``, one forward under ``torch.no_grad()``; the peak of live
   tensor bytes, parameters, inputs and the logits included;
 * **training peak**: ``model.train()``, steps of forward + ``loss`` + ``backward`` + optimizer step
-  + ``zero_grad(set_to_none=True)``; one warm-up step first so the optimizer state exists, then the
-  peak of the second (steady-state) step: parameters, optimizer state, inputs, activations,
-  gradients and every temporary;
-* **activation bytes**: bytes alive when the second step's forward has returned the loss (before
+  + ``zero_grad(set_to_none=True)``; the peak of a steady-state step, one whose optimizer state
+  already exists: parameters, optimizer state, inputs, activations, gradients and every temporary.
+  The CUDA measurement runs a warm-up step first to make the state; the estimate creates the state
+  directly, as the optimizer's first step would (:func:`init_optimizer_state`), and runs the one
+  measured step (the same bytes, checked against the two-step procedure by the tests; a parameter
+  left without a gradient falls back to the warm-up step);
+* **activation bytes**: bytes alive when the measured step's forward has returned the loss (before
   backward) minus those alive before it: what autograd saves, plus the loss;
 * **decode state**: analytic, ``model_cost(cfg, T).decode_state × batch × element size``, for models
   that can decode token by token (None otherwise).
@@ -258,10 +261,39 @@ def param_bytes(model: nn.Module) -> int:
     return sum(st.nbytes() for st in storages.values())
 
 
-def _profile(model: nn.Module, idx: torch.Tensor, opt: Any, counter: _Counter) -> Peaks:
-    """Inference forward, then a warm-up and a measured training step; see the module docstring.
+def init_optimizer_state(opt: Any) -> bool:
+    """Create the state a first ``opt.step()`` leaves behind, without running a step; False (and
+    nothing created) if ``opt`` is not one of :data:`OPTIMIZERS` as :func:`make_optimizer` makes
+    them. AdamW: ``step`` (a 0-d CPU tensor of the default scalar dtype), ``exp_avg`` and
+    ``exp_avg_sq`` (zeros like the parameter) per parameter, as ``torch.optim.Adam`` creates them
+    lazily; SGD without momentum keeps none. Every parameter gets state: the caller checks that
+    every one then gets a gradient (the optimizer skips, and makes no state for, one without)."""
+    if isinstance(opt, torch.optim.SGD):
+        return all(g["momentum"] == 0 for g in opt.param_groups)
+    if not isinstance(opt, torch.optim.AdamW):
+        return False
+    if any(g["amsgrad"] or g["capturable"] or g["fused"] for g in opt.param_groups):
+        return False
+    scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    for group in opt.param_groups:
+        for p in group["params"]:
+            opt.state[p] = {
+                "step": torch.tensor(0.0, dtype=scalar, device="cpu"),
+                "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+            }
+    return True
+
+
+def _profile(
+    model: nn.Module, idx: torch.Tensor, opt: Any, counter: _Counter, *, warmup: bool = True
+) -> Peaks | None:
+    """Inference forward, then a steady-state training step; see the module docstring.
 
     ``model`` has ``forward(idx)`` and ``loss(idx, targets)``; targets are ``idx`` shifted by one.
+    ``warmup``: make the optimizer state with a warm-up step (else with
+    :func:`init_optimizer_state`; None is returned, with the state made, when that cannot stand
+    for the warm-up: an unknown optimizer, or a parameter the loss gives no gradient).
     """
     model.eval()
     counter.reset_peak()
@@ -271,16 +303,21 @@ def _profile(model: nn.Module, idx: torch.Tensor, opt: Any, counter: _Counter) -
     del out
     model.train()
     targets = idx.roll(-1, dims=1)
+    if not warmup and not init_optimizer_state(opt):
+        return None
     activation = before = 0
-    for step in range(2):
-        if step == 1:  # steady state: the optimizer state exists
+    for step in range(2 if warmup else 1):
+        measured = step == 1 or not warmup
+        if measured:  # steady state: the optimizer state exists
             counter.reset_peak()
             before = counter.current()
         loss = model.loss(idx, targets)
-        if step == 1:
+        if measured:
             activation = counter.current() - before
         loss.backward()
         del loss
+        if not warmup and any(p.grad is None for p in model.parameters()):
+            return None  # the state made up front includes parameters the step would skip
         opt.step()
         opt.zero_grad(set_to_none=True)
     return Peaks(param_bytes(model), inference, counter.peak(), activation)
@@ -291,16 +328,33 @@ def estimate_module_memory(
     *,
     optimizer: str = "adamw",
     device: str = "cuda",
+    warmup: bool = False,
 ) -> Peaks:
     """:func:`_profile` under ``FakeTensorMode`` (CPU fake tensors): allocates nothing.
 
     ``build()`` runs under the fake mode and returns ``(model, idx)``: a module with
     ``forward(idx)`` and ``loss(idx, targets)``, and its input. ``device`` is the device whose
     allocator and optimizer default are mimicked: ``"cuda"`` (512-byte blocks, ``foreach``) or
-    ``"cpu"`` (exact bytes, per-parameter loop); the kernels are CPU's either way.
+    ``"cpu"`` (exact bytes, per-parameter loop); the kernels are CPU's either way. ``warmup``: run
+    a warm-up step for the optimizer state instead of making it directly (the same bytes; slower;
+    ``build`` may then be called twice, as it is when the state cannot be made directly).
     """
     if device not in ("cuda", "cpu"):
         raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
+    peaks = _estimate(build, optimizer, device, warmup=warmup)
+    if peaks is None:  # the optimizer state cannot be made up front: the warm-up step makes it
+        peaks = _estimate(build, optimizer, device, warmup=True)
+    assert peaks is not None
+    return peaks
+
+
+def _estimate(
+    build: Callable[[], tuple[nn.Module, torch.Tensor]],
+    optimizer: str,
+    device: str,
+    *,
+    warmup: bool,
+) -> Peaks | None:
     on_cuda = device == "cuda"
     live = LiveBytes(CUDA_BLOCK_BYTES if on_cuda else 1)
     with FakeTensorMode():
@@ -308,8 +362,9 @@ def estimate_module_memory(
         opt = make_optimizer(optimizer, model.parameters(), foreach=on_cuda)
         live.track([*model.parameters(), *model.buffers(), idx])
         with live:
-            peaks = _profile(model, idx, opt, _LiveCounter(live))
-    peaks.attention_kernels = sorted(live.attention_kernels)
+            peaks = _profile(model, idx, opt, _LiveCounter(live), warmup=warmup)
+    if peaks is not None:
+        peaks.attention_kernels = sorted(live.attention_kernels)
     return peaks
 
 
@@ -466,7 +521,8 @@ def _measure(
         counter.clean()
         names = LiveBytes()  # only for the attention kernel names; bytes come from the counter
         with names:
-            peaks = _profile(model, idx, opt, counter)
+            peaks = _profile(model, idx, opt, counter)  # a real device: a warm-up step
+        assert peaks is not None
         peaks.attention_kernels = sorted(names.attention_kernels)
         decode = decode_state_bytes(model, cfg, seq_len, batch, dtype)
     except torch.cuda.OutOfMemoryError as e:

@@ -4,12 +4,21 @@ Used by ``archsearch profile`` (a table per variant) and ``archsearch scale`` (a
 Each point is the variant configured for a window of T tokens (``max_seq_len = T``). A length the
 variant cannot take, a length that does not fit in the device's memory, and a length whose timing
 would exceed the profile's budget are recorded as such, with the reason; they never stop a sweep.
+
+:class:`Sweep` runs the points of a sweep in order. FLOP counts and the memory estimate are
+single-threaded Python dispatch whose cost hardly depends on T, so where nothing is timed and
+nothing is measured on a device, the points run in forked worker processes, one per core (the
+numbers are the same: each point builds its own model). Latency and CUDA memory are measured
+one point at a time, in this process.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,3 +357,122 @@ def upper_fit_points(lengths: list[int], values: list[float]) -> tuple[list[int]
     k = max(2, math.ceil(len(pts) / 2))
     pts = pts[-k:]
     return [t for t, _ in pts], [y for _, y in pts]
+
+
+# ---- a sweep, in parallel where nothing is timed ----
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def can_run_in_parallel(prof: Profile, metrics: set[str]) -> bool:
+    """Whether points may run at once: nothing timed, no CUDA memory measurement, and on Linux,
+    where ``fork`` is safe with torch loaded (the workers inherit the variants and torch)."""
+    import torch
+
+    if "latency" in metrics or ("memory" in metrics and prof.device == "cuda"):
+        return False
+    if torch.cuda.is_initialized():  # a forked child cannot use it
+        return False
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+#: what a forked worker profiles with: (variants, profile, metrics, fvcore)
+_WORK: tuple[list[Variant], Profile, set[str], bool] | None = None
+
+
+def _worker_init(variants: list[Variant], prof: Profile, metrics: set[str], fvcore: bool) -> None:
+    import torch
+
+    global _WORK
+    _WORK = (variants, prof, metrics, fvcore)
+    torch.set_num_threads(1)  # the work is single-threaded dispatch; the cores are the pool's
+
+
+def _worker_point(job: tuple[int, int]) -> Point:
+    assert _WORK is not None
+    variants, prof, metrics, fvcore = _WORK
+    return profile_point(variants[job[0]], job[1], prof, metrics, fvcore=fvcore)
+
+
+class Sweep:
+    """Every variant at every length (None: each variant's ``max_seq_len``), in that order.
+
+    Use it as a context manager, then iterate :meth:`points`. Where
+    :func:`can_run_in_parallel`, the pool of ``workers`` processes (default: one per core, at
+    most one per point; fewer than two: none) is forked on entry, after this process has
+    profiled the first point (so the workers inherit its warmed-up dispatch caches); start the
+    pool before any thread that writes (a progress bar). A length a variant cannot take is
+    recorded here, never sent to a worker (its :class:`Point` keeps the ConfigError).
+    """
+
+    def __init__(
+        self,
+        variants: list[Variant],
+        lengths: Sequence[int] | None,
+        prof: Profile,
+        metrics: set[str],
+        *,
+        fvcore: bool = True,
+        workers: int | None = None,
+    ) -> None:
+        self.variants = variants
+        self.prof = prof
+        self.metrics = metrics
+        self.fvcore = fvcore
+        self.jobs = [(i, T) for i, v in enumerate(variants) for T in lengths or [v.cfg.max_seq_len]]
+        self._valid = [j for j in self.jobs if self._fits(*j)]
+        wanted = cpu_cores() if workers is None else workers
+        self.workers = min(wanted, len(self._valid) - 1)
+        if self.workers < 2 or not can_run_in_parallel(prof, metrics):
+            self.workers = 0
+        self._pool: Any = None
+        self._first: Point | None = None
+
+    def _fits(self, i: int, T: int) -> bool:
+        try:
+            at_length(self.variants[i], T)
+        except ConfigError:
+            return False
+        return True
+
+    def __enter__(self) -> Sweep:
+        if self.workers:
+            self._first = self._point(self._valid[0])
+            ctx = multiprocessing.get_context("fork")
+            args = (self.variants, self.prof, self.metrics, self.fvcore)
+            self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=args)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()  # results are all in, or the sweep was interrupted
+            self._pool.join()
+            self._pool = None
+
+    def _point(self, job: tuple[int, int], budget: LatencyBudget | None = None) -> Point:
+        v = self.variants[job[0]]
+        return profile_point(v, job[1], self.prof, self.metrics, fvcore=self.fvcore, budget=budget)
+
+    def points(self) -> Iterator[Point]:
+        """The points in order (variant by variant, lengths in the given order)."""
+        if self._pool is None:
+            budgets: dict[int, LatencyBudget] = {}
+            for job in self.jobs:
+                yield self._point(job, budgets.setdefault(job[0], LatencyBudget()))
+            return
+        rest = self._pool.imap(_worker_point, self._valid[1:], chunksize=1)
+        valid = set(self._valid)
+        for job in self.jobs:
+            if job not in valid:
+                yield self._point(job)  # invalid: recorded with its error, nothing measured
+            elif job == self._valid[0]:
+                assert self._first is not None
+                yield self._first
+            else:
+                yield next(rest)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -148,7 +149,9 @@ def validate(data: dict[str, Any], seq_len: int, task: Task, names: list[str]) -
 def profile(ctx: TrialContext, trial: optuna.Trial, cand: Candidate) -> dict[str, float]:
     """The profiled metrics of the candidate, recorded on the trial."""
     s = ctx.settings
+    t0 = time.perf_counter()
     metrics = measure_metrics(cand.cfg, s.space.seq_len, s.profile, ctx.names, cost=cand.cost)
+    trial.set_user_attr("profile_seconds", round(time.perf_counter() - t0, 3))
     trial.set_user_attr("metrics", metrics)
     return metrics
 
@@ -179,6 +182,7 @@ def record_training(
     trial.set_user_attr("trained_tokens", res.tokens_seen)
     trial.set_user_attr("trained_flops", res.flops_spent)
     trial.set_user_attr("train_seconds", round(res.train_seconds, 3))
+    trial.set_user_attr("train_wall_seconds", round(res.wall_seconds, 3))  # + evaluation, setup
     trial.set_user_attr("curve", [[p.tokens, p.metrics.get(task.metric)] for p in res.curve])
     final = {k: v for k, v in res.final.items() if k in task.metrics}
     metrics = {**metrics, **final}

@@ -19,8 +19,11 @@ from archsearch.profiling.memory import (
     CUDA_BLOCK_BYTES,
     LiveBytes,
     _measure,
+    build_in_dtype,
     estimate_memory,
     estimate_module_memory,
+    init_optimizer_state,
+    make_optimizer,
     measure_memory,
 )
 from archsearch.profiling.scaling import loglog_slope
@@ -407,3 +410,89 @@ def test_cuda_out_of_memory_propagates_after_freeing():
         measure_memory(cfg, 2**17, batch=1024, dtype=torch.float32)
     # the model (200 MB) and the token ids (1 GiB) are gone; only cuBLAS workspaces may stay
     assert torch.cuda.memory_allocated() - before < 64 * MiB
+
+
+# ---- the optimizer state made up front: the bytes of a warm-up step plus a measured one -------
+
+
+def _builder(cfg: ModelConfig, T: int, batch: int = 2, dtype: torch.dtype = torch.float32):
+    def build():
+        return build_in_dtype(cfg, dtype), torch.randint(0, cfg.vocab_size, (batch, T))
+
+    return build
+
+
+def _same(build, **kw) -> None:
+    fast = estimate_module_memory(build, warmup=False, **kw)
+    slow = estimate_module_memory(build, warmup=True, **kw)
+    assert fast == slow
+
+
+@pytest.mark.parametrize("case", family_cases(), ids=lambda c: c.id)
+def test_every_family_example_gives_the_two_step_bytes(case):
+    _same(_builder(case.cfg, case.seq_len), optimizer="adamw", device="cuda")
+
+
+@pytest.mark.parametrize("case", conformance_cases(), ids=lambda c: c.id)
+def test_every_mixer_example_gives_the_two_step_bytes(case):
+    cfg, T = _mixer_lm(case)
+    _same(_builder(cfg, T), optimizer="adamw", device="cpu")
+
+
+@pytest.mark.parametrize("optimizer, device", [("sgd", "cuda"), ("sgd", "cpu"), ("adamw", "cpu")])
+def test_optimizers_and_devices_give_the_two_step_bytes(optimizer, device):
+    case = family_cases()[0]
+    _same(_builder(case.cfg, case.seq_len), optimizer=optimizer, device=device)
+
+
+def test_bf16_gives_the_two_step_bytes():
+    case = family_cases()[0]
+    _same(_builder(case.cfg, case.seq_len, dtype=torch.bfloat16), optimizer="adamw", device="cuda")
+
+
+class _Unused(nn.Module):
+    """A parameter the loss never touches: AdamW makes no state for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3, bias=False)
+        self.unused = nn.Parameter(torch.zeros(100))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+    def loss(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).sum()
+
+
+def test_a_parameter_without_gradient_falls_back_to_the_warm_up_step():
+    def build():
+        return _Unused(), torch.randn(4, 3)
+
+    _same(build, optimizer="adamw", device="cpu")
+    # the up-front state would have counted the unused parameter's two moments (800 bytes)
+    peaks = estimate_module_memory(build, optimizer="adamw", device="cpu")
+    sgd = estimate_module_memory(build, optimizer="sgd", device="cpu")
+    assert peaks.training_peak_bytes - sgd.training_peak_bytes < 800
+
+
+def test_init_optimizer_state_only_for_what_it_knows():
+    p = nn.Parameter(torch.zeros(3))
+    assert init_optimizer_state(make_optimizer("adamw", [p], foreach=False))
+    assert not init_optimizer_state(torch.optim.AdamW([p], amsgrad=True))
+    assert not init_optimizer_state(torch.optim.Adam([p]))
+    assert not init_optimizer_state(torch.optim.SGD([p], lr=0.1, momentum=0.9))
+    opt = make_optimizer("adamw", [p], foreach=True)
+    init_optimizer_state(opt)
+    # what torch's own first step leaves behind: the same keys, shapes and dtypes
+    ref = make_optimizer("adamw", [q := nn.Parameter(torch.zeros(3))], foreach=True)
+    q.grad = torch.zeros(3)
+    ref.step()
+    mine, theirs = opt.state[p], ref.state[q]
+    assert mine.keys() == theirs.keys()
+    for k in mine:
+        assert (mine[k].shape, mine[k].dtype, mine[k].device) == (
+            theirs[k].shape,
+            theirs[k].dtype,
+            theirs[k].device,
+        )
