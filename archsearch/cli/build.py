@@ -234,9 +234,11 @@ def build_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     count: bool = typer.Option(
-        True,
+        False,
         "--count/--no-count",
-        help="Cross-check the analytic FLOPs with FlopCounterMode on the meta device.",
+        help="Also cross-check the analytic FLOPs with FlopCounterMode on the meta device "
+        "(about 1 s more: the counter imports torch._dynamo; profile always reconciles three "
+        "ways).",
     ),
     sets: list[str] = sets_option(),
 ) -> None:

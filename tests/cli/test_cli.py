@@ -63,14 +63,14 @@ def test_mixers_lists_hsm_with_its_options():
 
 def test_build_hsm_hybrid_shows_each_layers_shift():
     path = str(ROOT / "models" / "hsm-hybrid-6l.yaml")
-    r = runner.invoke(app, ["build", path, "-T", "1k", "--json"])
+    r = runner.invoke(app, ["build", path, "-T", "1k", "--json", "--count"])
     assert r.exit_code == 0, r.stderr
     s = json.loads(r.stdout)
     assert [lay["mixer"] for lay in s["layers"]] == ["hsm"] * 2 + ["softmax"] + ["hsm"] * 3
     assert [lay["derived"].get("shifts") for lay in s["layers"]] == [[1], [2], None, [4], [8], [16]]
     assert s["layers"][0]["mixer_elementwise"] == 3 * 1024 * 512
     assert s["flop_counter"]["relative_difference"] == 0.0
-    r = runner.invoke(app, ["build", path, "-T", "1k"], env={"COLUMNS": "200"})
+    r = runner.invoke(app, ["build", path, "-T", "1k", "--count"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.stderr
     assert "shifts=16" in r.stdout and "+0.000%" in r.stdout
 
@@ -97,7 +97,7 @@ def test_families_table_and_json():
 
 
 def test_build_gpt2_small_json():
-    r = runner.invoke(app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--json"])
+    r = runner.invoke(app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--json", "--count"])
     assert r.exit_code == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["params"]["total"] == 124_439_808
@@ -108,13 +108,15 @@ def test_build_gpt2_small_json():
 
 @pytest.mark.parametrize("name", ["perceiver-ar", "v1-double", "v2-split", "v3-compress"])
 def test_build_family_models_counter_matches(name):
-    r = runner.invoke(app, ["build", str(ROOT / "models" / f"{name}.yaml"), "-T", "2k"])
+    r = runner.invoke(app, ["build", str(ROOT / "models" / f"{name}.yaml"), "-T", "2k", "--count"])
     assert r.exit_code == 0, r.stderr
     assert "+0.000%" in r.stdout and "family " in r.stdout
 
 
 def test_build_table_output():
-    r = runner.invoke(app, ["build", str(ROOT / "models" / "local-global.yaml"), "-T", "2k"])
+    r = runner.invoke(
+        app, ["build", str(ROOT / "models" / "local-global.yaml"), "-T", "2k", "--count"]
+    )
     assert r.exit_code == 0, r.stderr
     assert "FlopCounterMode check" in r.stdout and "+0.000%" in r.stdout
 
@@ -169,7 +171,7 @@ def test_counter_disagreement_is_reported_not_hidden(tmp_path, monkeypatch):
         return counter.FlopReport(total=int(r.total * 0.9), by_op=r.by_op)
 
     monkeypatch.setattr(counter, "count_flops", undercount)
-    r = runner.invoke(app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--json"])
+    r = runner.invoke(app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--json", "--count"])
     c = json.loads(r.stdout)["flop_counter"]
     assert c["counted_forward"] != c["analytic_forward_matmul_dense"]
     assert abs(c["relative_difference"] + 0.1) < 1e-6

@@ -83,3 +83,18 @@ def test_count_params_unchanged_for_a_shipped_model():
 
     cfg = load_model_config(ROOT / "models" / "gpt2-small.yaml")
     assert count_params(cfg)["total"] == 124_439_808
+
+
+def test_archsearch_build_does_not_import_dynamo() -> None:
+    """``archsearch build`` (analytic FLOPs, no counter cross-check) stays near a bare
+    ``import torch``: nothing on its path pulls in ``torch._dynamo``."""
+    model = Path(__file__).resolve().parents[2] / "models" / "gpt2-small.yaml"
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "archsearch", "build", str(model), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout)["params"]["total"] == 124_439_808
+    assert "torch._dynamo" not in res.stderr
