@@ -4,10 +4,11 @@
     Combiner-Fixed), FLOPs and memory, against a bare ``python3 -c "import torch"``; and the
     same points in one process, serial against the worker pool (whether the pool pays here);
 (b) the start-up: the process time of ``archsearch build models/gpt2-small.yaml --json`` (and
-    with ``--no-count``) against ``import torch``;
-(c) one quickstart search: where its time goes (training, evaluation, profiling, storage,
-    start-up), as fractions of the process time, from what each trial records
-    (``train_seconds``, ``train_wall_seconds``, ``profile_seconds``, ``wall_seconds``).
+    with the ``--count`` cross-check) against ``import torch``;
+(c) one quickstart search at the quickstart's settings (its space and budget, 4 trials): where
+    its time goes (training, evaluation, profiling, storage, start-up, report), as fractions of
+    the process time, and the training steps' share of the trials' own wall time, from what each
+    trial records (``train_seconds``, ``train_wall_seconds``, ``profile_seconds``).
 
 Every command runs in a fresh process from this checkout (``PYTHONPATH`` set to it) with
 ``OMP_NUM_THREADS`` unset, so the sweep may use every core. Medians of ``--repeats`` runs.
@@ -110,30 +111,32 @@ def sweep(tmp: Path, repeats: int, lengths: str) -> dict[str, Any]:
 def startup(repeats: int) -> dict[str, Any]:
     """(b): ``archsearch build`` against ``import torch``, interleaved run by run."""
     py = sys.executable
-    runs: dict[str, list[float]] = {"torch": [], "build": [], "build_no_count": []}
+    runs: dict[str, list[float]] = {"torch": [], "build": [], "build_count": []}
     build = [py, "-m", "archsearch", "build", str(GPT2), "--json"]
     for _ in range(repeats):
         runs["torch"].append(_run([py, "-c", "import torch"]))
         runs["build"].append(_run(build))
-        runs["build_no_count"].append(_run([*build, "--no-count"]))
+        runs["build_count"].append(_run([*build, "--count"]))
     med = {k: statistics.median(v) for k, v in runs.items()}
     return {
         "import_torch_s": med["torch"],
         "build_s": med["build"],
-        "build_no_count_s": med["build_no_count"],
+        "build_count_s": med["build_count"],
         "build_minus_import_torch_s": med["build"] - med["torch"],
-        "build_no_count_minus_import_torch_s": med["build_no_count"] - med["torch"],
+        "build_count_minus_import_torch_s": med["build_count"] - med["torch"],
         "build_over_import_torch": med["build"] / med["torch"],
     }
 
 
-def quickstart(tmp: Path, trials: int, budget_flops: str) -> dict[str, Any]:
-    """(c): one quickstart search, its process time split by what the trials record."""
+def quickstart(tmp: Path, trials: int, budget_flops: str | None) -> dict[str, Any]:
+    """(c): one quickstart search, its process time split by what the trials record
+    (``budget_flops`` None: the quickstart space's own budget)."""
     import optuna
 
     out = tmp / "quickstart"
     cmd = [sys.executable, "-m", "archsearch", "quickstart", "--out", str(out)]
-    cmd += ["--trials", str(trials), "--budget-flops", budget_flops, "--json"]
+    cmd += ["--trials", str(trials), "--json"]
+    cmd += ["--budget-flops", budget_flops] if budget_flops else []
     started = datetime.now()
     total = _run(cmd)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -157,8 +160,9 @@ def quickstart(tmp: Path, trials: int, budget_flops: str) -> dict[str, Any]:
     parts["other"] = total - sum(parts.values())  # between trials (the loop, the live table)
     return {
         "trials": len(ts),
-        "budget_flops": budget_flops,
+        "budget_flops": budget_flops or "the space's",
         "process_s": total,
+        "training_of_trials": train / trial_wall if trial_wall else 0.0,
         "seconds": parts,
         "fractions": {k: v / total for k, v in parts.items()},
     }
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             "repeats": repeats,
             "sweep": sweep(tmp, repeats, QUICK_LENGTHS if args.quick else FULL_LENGTHS),
             "startup": startup(repeats),
-            "quickstart": quickstart(tmp, 2 if args.quick else 4, "1e10" if args.quick else "6e10"),
+            "quickstart": quickstart(tmp, 2 if args.quick else 4, "1e10" if args.quick else None),
         }
     if args.json:
         print(json.dumps(res, indent=2))
@@ -201,13 +205,14 @@ def _print(res: dict[str, Any]) -> None:
     print(
         f"(b) archsearch build gpt2-small --json: {b['build_s']:.2f} s = import torch "
         f"({b['import_torch_s']:.2f} s) + {b['build_minus_import_torch_s']:.2f} s; "
-        f"--no-count: + {b['build_no_count_minus_import_torch_s']:.2f} s"
+        f"--count: + {b['build_count_minus_import_torch_s']:.2f} s"
     )
     print(
         f"(c) quickstart, {q['trials']} trials at {q['budget_flops']} FLOPs: {q['process_s']:.1f} s"
     )
     for k, v in q["fractions"].items():
         print(f"    {k:<11}{100 * v:6.1f}%  ({q['seconds'][k]:.2f} s)")
+    print(f"    training steps: {100 * q['training_of_trials']:.1f}% of the trials' wall time")
 
 
 if __name__ == "__main__":
