@@ -194,12 +194,13 @@ def stopped_value(r: TrialRecord) -> float | None:
     return v if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
-def _seq_len(data: Any) -> Any:
+def seq_len_of(data: Any) -> Any:
+    """The study's window length T (from its stored space), or None."""
     return (data.settings.get("space") or {}).get("seq_len")
 
 
 def _label(data: Any, i: int) -> str:
-    return axis_label(data.objectives[i], seq_len=_seq_len(data), direction=data.directions[i])
+    return axis_label(data.objectives[i], seq_len=seq_len_of(data), direction=data.directions[i])
 
 
 def _points_2d(data: Any, x: int, y: int) -> list[tuple[TrialRecord, float, float, str]]:

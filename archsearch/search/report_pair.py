@@ -28,14 +28,15 @@ from archsearch.errors import ConfigError
 from archsearch.metrics import get_metric, is_metric
 from archsearch.outputs import check_writable_dir, folder_name, refuse_overwrite
 from archsearch.profiling.report import write_rows
+from archsearch.search import plots
 from archsearch.search.report import StudyData, budget_title, format_value, shared_normalisation
 from archsearch.search.report_source import load_source
 from archsearch.search.storage import redact
 
 #: the files a comparison writes (an --out holding any of them is refused unless --force)
 PRODUCTS = ("pair.md", "pair.csv", "fronts.png")
-#: colour and marker of study A and study B
-STYLES = (("tab:blue", "o"), ("tab:orange", "s"))
+#: how the two studies are named in the table and the plot (their names may be the same)
+SIDES = ("A", "B")
 
 
 def objectives_of(data: StudyData) -> list[tuple[str, str]]:
@@ -70,11 +71,12 @@ def compare_rows(studies: list[StudyData], sources: list[str]) -> list[dict[str,
     its own normalisation."""
     norm = shared_normalisation(studies)
     rows = []
-    for d, src in zip(studies, sources, strict=True):
+    for side, d, src in zip(SIDES, studies, sources, strict=True):
         shared = d.hypervolume_history(norm) if norm else []
         own = d.hypervolume_history()
         rows.append(
             {
+                "side": side,
                 "study": d.name,
                 "source": redact(src),
                 "budget": budget_title(d),
@@ -119,7 +121,7 @@ def pair_markdown(studies: list[StudyData], rows: list[dict[str, Any]], command:
     a, b = studies
     norm = shared_normalisation(studies)
     md = [
-        f"# {a.name} vs {b.name}",
+        f"# A: {a.name} vs B: {b.name}",
         "",
         "Both studies' feasible Pareto fronts, and each front's hypervolume with ONE "
         "normalisation over both studies' feasible complete trials: each objective is mapped "
@@ -133,7 +135,7 @@ def pair_markdown(studies: list[StudyData], rows: list[dict[str, Any]], command:
     ]
     for r in rows:
         md.append(
-            f"| {r['study']} | {r['trials']} | {r['complete']} | {r['front']} | "
+            f"| {r['side']}: {r['study']} | {r['trials']} | {r['complete']} | {r['front']} | "
             f"{r['hypervolume_shared']:.4f} | {r['hypervolume_own']:.4f} | {r['budget']} |"
         )
     md.append("")
@@ -142,6 +144,19 @@ def pair_markdown(studies: list[StudyData], rows: list[dict[str, Any]], command:
             "**Warning:** the studies' trials were given different budgets "
             f"({rows[0]['budget']}; {rows[1]['budget']}): the fronts compare models trained "
             "differently, not only the searches.",
+            "",
+        ]
+    tasks = [d.settings.get("task") or {} for d in studies]
+    if tasks[0] != tasks[1]:
+        md += [
+            "**Warning:** the studies measure quality differently (task "
+            + "; ".join(
+                f"{side}: {t.get('name', '?')} {t.get('options') or {}}"
+                for side, t in zip(SIDES, tasks, strict=True)
+            )
+            + "): a different held-out size or stride scores different bytes, so their quality "
+            "values are not measured on the same text. For a like-for-like comparison, give "
+            "both the same task options (e.g. `-O eval_tokens=N`).",
             "",
         ]
     if norm is not None:
@@ -156,7 +171,7 @@ def pair_markdown(studies: list[StudyData], rows: list[dict[str, Any]], command:
         md.append("")
     if len(a.objectives) >= 2:
         md += ["![both fronts](fronts.png)", ""]
-    md += ["Sources: " + "; ".join(f"{r['study']}: `{r['source']}`" for r in rows), ""]
+    md += ["Sources: " + "; ".join(f"{r['side']}: `{r['source']}`" for r in rows), ""]
     if command:
         md += ["Made by:", "", f"    {redact(command)}", ""]
     return "\n".join(md)
@@ -178,26 +193,13 @@ def _profiled(name: str) -> bool:
     return get_metric(name).kind == "profiled"
 
 
-def _axis(ax: Any, name: str, direction: str, which: str, values: list[float]) -> None:
-    """Label (registry unit, better way) and scale: a metric spanning orders of magnitude in
-    general (the registry's ``log``: costs) on a log axis with its SI ticks (118 MFLOP)."""
-    from matplotlib.ticker import FuncFormatter
-
-    m = get_metric(name) if is_metric(name) else None
-    better = "lower" if direction == "minimize" else "higher"
-    (ax.set_xlabel if which == "x" else ax.set_ylabel)(
-        f"{m.label if m else name}, {better} is better"
-    )
-    pos = [v for v in values if v > 0]
-    if m is None or not m.log or not pos:
-        return
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    ticks = FuncFormatter(lambda v, _pos: m.format(v) if v > 0 else "")
-    axis.set_major_formatter(ticks)
-    # within one decade the log axis has no major tick: label the minor ones then
-    narrow = max(pos) / min(pos) < 10
-    axis.set_minor_formatter(ticks if narrow else FuncFormatter(lambda v, _pos: ""))
+def _axis(ax: Any, data: StudyData, i: int, which: str, values: list[float]) -> None:
+    """The search report's axis: its label (with T for a per-window cost) and, for a cost, a
+    log axis with unit ticks (118 MFLOP)."""
+    name, direction = data.objectives[i], data.directions[i]
+    label = plots.axis_label(name, seq_len=plots.seq_len_of(data), direction=direction)
+    (ax.set_xlabel if which == "x" else ax.set_ylabel)(label)
+    plots.unit_axis(ax, which, name, values)
 
 
 def plot_fronts(studies: list[StudyData], path: Path) -> Path:
@@ -224,7 +226,8 @@ def fronts_figure(studies: list[StudyData]) -> Any:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     xs_all: list[float] = []
     ys_all: list[float] = []
-    for d, (colour, marker) in zip(studies, STYLES, strict=True):
+    for k, (side, d) in enumerate(zip(SIDES, studies, strict=True)):
+        colour, marker = fmt.style_of(k).color, fmt.style_of(k).marker
         done = d.complete(feasible=True)
         xs = [r.values[names[xi]] for r in done]
         ys = [r.values[names[yi]] for r in done]
@@ -244,15 +247,15 @@ def fronts_figure(studies: list[StudyData]) -> Any:
             lw=1.6,
             marker=marker,
             ms=7,
-            label=f"{fmt.plot_text(d.name)} ({len(front)} on the front)",
+            label=f"{side}: {fmt.plot_text(d.name)} ({len(front)} on the front)",
         )
-    _axis(ax, names[xi], dirs[xi], "x", xs_all)
-    _axis(ax, names[yi], dirs[yi], "y", ys_all)
+    _axis(ax, studies[0], xi, "x", xs_all)
+    _axis(ax, studies[0], yi, "y", ys_all)
     ax.grid(True, alpha=0.3, which="both")
     titles = {budget_title(d) for d in studies}
     ax.set_title(
-        f"{fmt.plot_text(studies[0].name)} vs {fmt.plot_text(studies[1].name)}: Pareto fronts\n"
-        + "; ".join(sorted(titles))
+        f"A: {fmt.plot_text(studies[0].name)} vs B: {fmt.plot_text(studies[1].name)}: "
+        "Pareto fronts\n" + "; ".join(sorted(titles))
     )
     fmt.legend(ax, fontsize=8, loc="best")
     return fig

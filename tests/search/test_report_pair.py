@@ -59,10 +59,18 @@ def test_the_shared_normalisation_hypervolume_by_hand() -> None:
 def test_the_plot_has_one_staircase_per_study() -> None:
     fig = fronts_figure([_study("a", [(1, 10), (2, 5)]), _study("b", [(1.5, 8)])])
     ax = fig.axes[0]
-    assert [line.get_label() for line in ax.lines] == ["a (2 on the front)", "b (1 on the front)"]
+    assert [line.get_label() for line in ax.lines] == [
+        "A: a (2 on the front)",
+        "B: b (1 on the front)",
+    ]
     assert [line.get_drawstyle() for line in ax.lines] == ["steps-post"] * 2
     assert ax.get_xscale() == "log"  # flops_fwd: a cost, on a log axis
     assert "FLOP" in ax.get_xlabel()
+    same = fronts_figure([_study("q", [(1, 10)]), _study("q", [(2, 5)])]).axes[0]
+    labels = [line.get_label() for line in same.lines]  # two studies of one name: told apart
+    assert labels == ["A: q (1 on the front)", "B: q (1 on the front)"]
+    styles = {(line.get_color(), line.get_marker()) for line in same.lines}
+    assert len(styles) == 2
 
 
 def _search(tmp_path: Path, name: str, text: str) -> Path:
@@ -106,3 +114,19 @@ def test_two_real_studies_side_by_side(tmp_path: Path) -> None:
     assert len(line.splitlines()) == 1
     assert "'sa'" in line and "'sc'" in line and "bits_per_byte" in line and "params" in line
     assert not (tmp_path / "bad").exists()
+
+
+def test_different_held_out_sets_are_called_out() -> None:
+    from archsearch.search.report_pair import pair_markdown
+
+    def with_task(name: str, eval_tokens: int) -> StudyData:
+        d = _study(name, [(1, 10), (2, 5)])
+        d.settings = {**OBJECTIVES, "task": {"name": "lm", "options": {"eval_tokens": eval_tokens}}}
+        return d
+
+    same = [with_task("a", 4096), with_task("b", 4096)]
+    md = pair_markdown(same, compare_rows(same, ["a", "b"]), "")
+    assert "measure quality differently" not in md
+    other = [with_task("a", 4096), with_task("b", 32768)]
+    md = pair_markdown(other, compare_rows(other, ["a", "b"]), "")
+    assert "measure quality differently" in md and "'eval_tokens': 32768" in md
