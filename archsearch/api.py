@@ -36,6 +36,7 @@ from archsearch.model.config import (
 from archsearch.model.costs import model_cost
 from archsearch.model.overrides import apply_sets
 from archsearch.model.transformer import LanguageModel, build_model, count_params
+from archsearch.model.weights import load_trained  # noqa: F401  (exported: archsearch.API)
 from archsearch.profiling.profiles import Profile, check_device, load_profile
 from archsearch.profiling.runner import Variant, parse_metrics, profile_point
 from archsearch.quality.tasks import get_task, make_task

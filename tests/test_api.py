@@ -27,6 +27,8 @@ def test_import_is_cheap_and_exports_the_api() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split(" ", 1)[0] == "False"
     for name in ("load_model", "count_flops", "build", "profile", "train", "run_search", "report"):
+        assert name in archsearch.API
+    for name in archsearch.API:  # every exported name resolves (api.py imports it)
         assert callable(getattr(archsearch, name)) and name in dir(archsearch)
     with pytest.raises(AttributeError):
         archsearch.no_such_function  # noqa: B018

@@ -176,6 +176,6 @@ def test_counter_disagreement_is_reported_not_hidden(tmp_path, monkeypatch):
     assert c["counted_forward"] != c["analytic_forward_matmul_dense"]
     assert abs(c["relative_difference"] + 0.1) < 1e-6
     r = runner.invoke(
-        app, ["build", str(ROOT / "models" / "gpt2-small.yaml")], env={"COLUMNS": "200"}
+        app, ["build", str(ROOT / "models" / "gpt2-small.yaml"), "--count"], env={"COLUMNS": "200"}
     )
     assert "-10.000%" in r.stdout
