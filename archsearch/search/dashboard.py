@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ import optuna
 from archsearch.errors import ConfigError
 from archsearch.quality.tasks import get_task
 from archsearch.search.results import trial_record
+from archsearch.search.storage import repeating
 from archsearch.search.study import load_settings
 
 #: the id of the learning-curve figure on the study's dashboard page
@@ -106,7 +106,6 @@ def curves_kept_current(
 ) -> Iterator[None]:
     """While the block runs, republish the curves every ``every`` seconds when they changed;
     a failed write (a locked or read-only storage) is reported once through ``on_error``."""
-    stop = threading.Event()
     state: dict[str, Any] = {"seen": None, "failed": False}
 
     def refresh() -> None:
@@ -121,18 +120,8 @@ def curves_kept_current(
                 state["failed"] = True
 
     refresh()
-
-    def loop() -> None:
-        while not stop.wait(every):
-            refresh()
-
-    thread = threading.Thread(target=loop, name="archsearch-dashboard-curves", daemon=True)
-    thread.start()
-    try:
+    with repeating(every, refresh, "archsearch-dashboard-curves"):
         yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
 
 
 def make_server(storage: Any, host: str, port: int) -> Any:

@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import urllib.parse
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -363,20 +363,32 @@ class TrialStore:
             return
         trial_id = trial._trial_id
         self._storage.record_heartbeat(trial_id)
-        stop = threading.Event()
 
         def beat() -> None:
-            while not stop.wait(interval):
-                with contextlib.suppress(Exception):  # a missed beat is retried next time
-                    self._storage.record_heartbeat(trial_id)
+            with contextlib.suppress(Exception):  # a missed beat is retried next time
+                self._storage.record_heartbeat(trial_id)
 
-        thread = threading.Thread(target=beat, name="archsearch-heartbeat", daemon=True)
-        thread.start()
-        try:
+        with repeating(interval, beat, "archsearch-heartbeat"):
             yield
-        finally:
-            stop.set()
-            thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def repeating(every: float, fn: Callable[[], None], name: str) -> Iterator[None]:
+    """While the block runs, call ``fn()`` every ``every`` seconds on a daemon thread (first
+    after ``every``); stopped, and waited for up to 5 s, when the block ends."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            fn()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def fail_stale_or_recover(study: optuna.Study) -> None:
