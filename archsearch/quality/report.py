@@ -116,7 +116,10 @@ def _loss_panel(
         ax.plot([s * tps for s in steps], train, lw=0.8, alpha=0.6, label="train (per step)")
     key = "eval_bits_per_byte" if scale != 1.0 and "eval_bits_per_byte" in rows[0] else "eval_loss"
     held = [r[key] if key != "eval_loss" else r[key] / scale for r in rows]
-    ax.plot(tokens, held, "o-", label="held-out")
+    # a run's evaluations are sized from its budget: a short run may have only step 0 and the
+    # end, so the line says how many points it joins (the training curve shows the shape)
+    few = len(held) <= 3
+    ax.plot(tokens, held, "o--" if few else "o-", label=f"held-out ({len(held)} evaluations)")
 
 
 def plot_curve(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], path: Path) -> Any:

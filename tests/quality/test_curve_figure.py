@@ -21,8 +21,9 @@ def test_lm_curve_is_in_bits_per_byte(tmp_path: Path) -> None:
     fig, rows = _figure(tmp_path, "bits_per_byte")
     (ax,) = fig.axes
     assert ax.get_ylabel() == "held-out bits per byte (bit/byte)"
-    held = next(ln for ln in ax.get_lines() if ln.get_label() == "held-out")
+    held = next(ln for ln in ax.get_lines() if ln.get_label().startswith("held-out"))
     assert list(held.get_ydata()) == [r["eval_bits_per_byte"] for r in rows]
+    assert held.get_label() == f"held-out ({len(rows)} evaluations)"  # how many points it joins
     base = next(ln for ln in ax.get_lines() if ln.get_label() == "unigram baseline")
     assert base.get_ydata()[0] == pytest.approx(4.25)  # in bits per byte, not nats
 
