@@ -36,6 +36,7 @@ from typing import Any
 import optuna
 import torch
 
+from archsearch import fmt
 from archsearch.errors import ConfigError
 from archsearch.mixers import mixer_label
 from archsearch.model.config import ModelConfig, model_config_from_dict
@@ -300,9 +301,9 @@ class RungJudge:
 
 
 def spent(p: CurvePoint, budget_flops: float | None) -> str:
-    """'12,288 tokens' or, in a FLOPs-budget run, '1.2e+12 FLOPs, 12,288 tokens'."""
+    """'12,288 tokens' or, in a FLOPs-budget run, '1.2 TFLOP, 12,288 tokens'."""
     if budget_flops is not None:
-        return f"{p.flops:.3g} FLOPs, {p.tokens:,} tokens"
+        return f"{fmt.si(p.flops, 'FLOP')}, {p.tokens:,} tokens"
     return f"{p.tokens:,} tokens"
 
 
