@@ -25,7 +25,6 @@ from typing import Any
 
 from archsearch import fmt
 from archsearch.errors import ConfigError
-from archsearch.metrics import get_metric, is_metric
 from archsearch.outputs import check_writable_dir, folder_name, refuse_overwrite
 from archsearch.profiling.report import write_rows
 from archsearch.search import plots
@@ -181,18 +180,6 @@ def pair_markdown(studies: list[StudyData], rows: list[dict[str, Any]], command:
 # the plot: both fronts as staircases
 
 
-def _axes(data: StudyData) -> tuple[int, int]:
-    """(x, y) objective indices: a profiled (cost) objective on x, a quality one on y."""
-    idx = list(range(len(data.objectives)))
-    cost = [i for i in idx if is_metric(data.objectives[i]) and _profiled(data.objectives[i])]
-    order = cost + [i for i in idx if i not in cost]
-    return order[0], order[1]
-
-
-def _profiled(name: str) -> bool:
-    return get_metric(name).kind == "profiled"
-
-
 def _axis(ax: Any, data: StudyData, i: int, which: str, values: list[float]) -> None:
     """The search report's axis: its label (with T for a per-window cost) and, for a cost, a
     log axis with unit ticks (118 MFLOP)."""
@@ -221,7 +208,7 @@ def fronts_figure(studies: list[StudyData]) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xi, yi = _axes(studies[0])
+    xi, yi = plots.plot_order(studies[0].objectives)[:2]  # a cost on x, quality on y
     names, dirs = studies[0].objectives, studies[0].directions
     fig, ax = plt.subplots(figsize=(8, 5.5))
     xs_all: list[float] = []
@@ -232,17 +219,16 @@ def fronts_figure(studies: list[StudyData]) -> Any:
         xs = [r.values[names[xi]] for r in done]
         ys = [r.values[names[yi]] for r in done]
         ax.scatter(xs, ys, color=colour, marker=marker, alpha=0.25, s=22)
-        front = sorted((r.values[names[xi]], r.values[names[yi]]) for r in d.front())
+        front = [(r.values[names[xi]], r.values[names[yi]]) for r in d.front()]
         xs_all += xs
         ys_all += ys
         if not front:
             continue
-        # the staircase's corners are the worse of two neighbours in each objective
-        step = "steps-post" if dirs[xi] == "minimize" else "steps-pre"
+        fx, fy, where = plots.staircase(front, dirs[xi])
         ax.plot(
-            [p[0] for p in front],
-            [p[1] for p in front],
-            drawstyle=step,
+            fx,
+            fy,
+            drawstyle=f"steps-{where}",
             color=colour,
             lw=1.6,
             marker=marker,

@@ -130,6 +130,7 @@ def run_search(
         rungs=rungs,
         budget_tokens=budget_tokens,
         budget_flops=budget_flops,
+        draws=models,
     )
     name = study or sp.name
     out = _out_folder(out, name, force=force)

@@ -28,6 +28,7 @@ from archsearch import __version__
 from archsearch.dataconf import check_int, from_dict
 from archsearch.errors import ConfigError
 from archsearch.metrics import is_metric
+from archsearch.model.config import ModelConfig
 from archsearch.profiling.profiles import Profile
 from archsearch.quality.tasks import get_task
 from archsearch.quality.train import TrainConfig, fewest_tokens
@@ -101,8 +102,10 @@ def settings_from(
     rungs: int | None = None,
     budget_tokens: int | None = None,
     budget_flops: float | None = None,
+    draws: list[ModelConfig] | None = None,
 ) -> Settings:
-    """Resolve the task, training recipe and halving of a search (all validated here)."""
+    """Resolve the task, training recipe and halving of a search (all validated here);
+    ``draws``: the space's :func:`sample_configs`, when the caller has drawn them already."""
     _check_task_section(space)
     name = task or space.task.get("name") or "lm"
     try:
@@ -131,16 +134,19 @@ def settings_from(
     tcfg = dataclasses.replace(tcfg, eval_at=tuple(halving.fractions()[:-1]))
     # the settings every model of the study must share (lm: one evaluation stride and held-out
     # size, the size following the fewest tokens a model of the space would train on)
-    tokens = _fewest_tokens(space, tcfg) if tcls.sets_seq_len is False else None
+    tokens = None if tcls.sets_seq_len else _fewest_tokens(space, tcfg, draws)
     options = tcls.comparable_options(options, space.seq_len, tokens)
     return Settings(space, name, options, profile, tcfg, halving)
 
 
-def _fewest_tokens(space: SearchSpace, tcfg: TrainConfig) -> int | None:
+def _fewest_tokens(
+    space: SearchSpace, tcfg: TrainConfig, draws: list[ModelConfig] | None
+) -> int | None:
     """The fewest training tokens a trial of ``space`` gets: the token budget, or under a FLOPs
     budget that of the costliest of 64 seeded draws from the space (one number per study)."""
-    models = sample_configs(space) if tcfg.budget_flops is not None else []
-    return fewest_tokens(tcfg, space.seq_len, models)
+    if tcfg.budget_flops is None:
+        return fewest_tokens(tcfg, space.seq_len, [])
+    return fewest_tokens(tcfg, space.seq_len, sample_configs(space) if draws is None else draws)
 
 
 def _halving_data(data: Any, source: str | None) -> dict[str, Any]:
